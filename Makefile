@@ -1,0 +1,51 @@
+# entropyctl: `make demo` on a fresh machine installs and runs the main job; `make test` checks it.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+# CPU build of torch: pinned so pip takes the local CPU wheel instead of several GB of CUDA packages.
+TORCH_SPEC ?= torch==2.13.0
+
+.PHONY: help install demo test test-slow test-gpu bench stress smoke lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv with CPU torch and entropyctl (editable)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_SPEC)
+	$(PY) -m pip install -q -e ".[test]"
+	touch $(STAMP)
+
+ifndef DEMO_SWEEP
+DEMO_SWEEP := demo-$(shell date +%Y%m%d-%H%M%S)
+endif
+demo: install ## pretrain the lab model, sweep grpo/clip_cov/entropy_bonus x 100 rounds, fit the law, compare
+	$(BIN)/entropyctl pretrain
+	$(BIN)/entropyctl train -m experiment=demo intervention=grpo,clip_cov,entropy_bonus sweep=$(DEMO_SWEEP)
+	$(BIN)/entropyctl fit-law runs/$(DEMO_SWEEP)
+	$(BIN)/entropyctl compare runs/$(DEMO_SWEEP)
+
+test: install ## unit, CLI and end-to-end smoke tests (minutes, CPU)
+	$(BIN)/pytest -q
+
+test-slow: install ## the minutes-long lab checks (collapse happens, bonus slows it)
+	$(BIN)/pytest -q -m slow
+
+test-gpu: install ## vLLM backend and GPU rounds (needs a CUDA GPU and `pip install -e .[vllm]`)
+	$(BIN)/pytest -q -m gpu
+
+bench: install ## benchmarks, JSON results in bench-results/
+	mkdir -p bench-results
+	$(PY) benchmarks/run_all.py --out bench-results
+
+smoke: install ## one 3-round run on a tiny model: checks an install in seconds
+	$(BIN)/entropyctl train experiment=smoke sweep=smoke
+
+clean: ## remove the virtualenv and caches (runs/ is kept)
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,3 @@
+from entropyctl.cli import main
+
+main()

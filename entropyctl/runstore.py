@@ -1,0 +1,285 @@
+"""The run store: `runs/<sweep>/<run>/` on disk, the contract fit-law, compare and users read.
+
+Layout (docs/run-store.md is the user-facing description):
+
+    runs/<sweep>/<run_id>/
+      config.yaml    resolved config of the run
+      overrides.txt  the command-line overrides, one per line
+      run.json       id, sweep, intervention, seed, status, times, version, git commit, error
+      metrics.jsonl  one JSON object per round, appended and flushed as each round ends
+      fit.json       written by `entropyctl fit-law`
+
+Writes never truncate or overwrite a run's logs: a new run gets a new directory (created
+exclusively), metrics are only appended, and run.json is replaced atomically (temp + rename).
+No torch here: compare and fit-law read runs through this module.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import yaml
+
+from entropyctl import __version__
+
+STATUSES = ("running", "finished", "failed", "diverged", "interrupted")
+RUN_JSON = "run.json"
+METRICS = "metrics.jsonl"
+CONFIG = "config.yaml"
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]{0,199}$")
+
+
+class RunStoreError(ValueError):
+    """A problem with a run directory, phrased for the user in one line."""
+
+
+def check_name(name: str, what: str = "name") -> str:
+    """Refuse names that could leave the runs folder or break paths (`../x`, `a/b`, empty)."""
+    if not _NAME_RE.match(name) or ".." in name:
+        raise RunStoreError(
+            f"invalid {what} {name!r}: use letters, digits and _ . + = , - (no '/', no '..')"
+        )
+    return name
+
+
+def now_iso() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def git_commit(cwd: Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: non-finite floats become null (strict JSON readers choke on NaN)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    return value
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- writing
+
+
+class RunWriter:
+    """Appends one metrics row per round and keeps run.json's status current."""
+
+    def __init__(self, path: Path, info: dict[str, Any]):
+        self.path = path
+        self.info = info
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    def append(self, row: dict[str, Any]) -> None:
+        line = json.dumps(_clean(row), sort_keys=False) + "\n"
+        with open(self.metrics_path, "a") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def update(self, **fields: Any) -> None:
+        self.info.update(fields)
+        atomic_write_text(self.path / RUN_JSON, json.dumps(_clean(self.info), indent=2) + "\n")
+
+    def finish(self, status: str, error: str | None = None, **fields: Any) -> None:
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        self.update(status=status, ended=now_iso(), error=error, **fields)
+
+
+def create_run(
+    runs_dir: Path,
+    sweep: str,
+    run_id: str,
+    config_yaml: str,
+    overrides: Iterable[str],
+    info: dict[str, Any],
+) -> RunWriter:
+    """Make a new, exclusive `runs/<sweep>/<run_id>/` (suffix -2, -3 ... on a clash)."""
+    check_name(sweep, "sweep name")
+    check_name(run_id, "run id")
+    sweep_dir = Path(runs_dir) / sweep
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    path, n = sweep_dir / run_id, 1
+    while True:
+        try:
+            path.mkdir()  # exclusive: two sweeps in one folder never share a run dir
+            break
+        except FileExistsError:
+            n += 1
+            path = sweep_dir / f"{run_id}-{n}"
+    (path / CONFIG).write_text(config_yaml)
+    (path / "overrides.txt").write_text("".join(f"{o}\n" for o in overrides))
+    (path / METRICS).touch()
+    full = {
+        "id": path.name,
+        "sweep": sweep,
+        "status": "running",
+        "started": now_iso(),
+        "ended": None,
+        "version": __version__,
+        "git_commit": git_commit(),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "error": None,
+        **info,
+    }
+    writer = RunWriter(path, full)
+    writer.update()
+    return writer
+
+
+# ----------------------------------------------------------------------------- reading
+
+
+@dataclass
+class MetricsRead:
+    rows: list[dict[str, Any]]
+    dropped_torn_line: bool = False
+    problems: list[str] = field(default_factory=list)
+
+
+def read_metrics(path: Path) -> MetricsRead:
+    """Rows of a metrics.jsonl. A torn last line (a crash mid-write) is dropped and
+    reported; a bad line anywhere else is an error, since the file is then not ours."""
+    text = Path(path).read_text()
+    lines = text.split("\n")
+    torn = False
+    if lines and lines[-1] != "":
+        # no trailing newline: the writer died inside the last line
+        torn = True
+        lines = lines[:-1]
+    rows: list[dict[str, Any]] = []
+    for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise RunStoreError(f"{path}:{i}: corrupted metrics line ({e.msg}); "
+                                "restore the file or remove the run from the inputs") from None
+        if not isinstance(row, dict):
+            raise RunStoreError(f"{path}:{i}: metrics line is not a JSON object")
+        rows.append(row)
+    problems = ["dropped a torn last line"] if torn else []
+    return MetricsRead(rows, torn, problems)
+
+
+@dataclass
+class Run:
+    """A run directory as read back: run.json, config.yaml and metrics.jsonl."""
+
+    path: Path
+    info: dict[str, Any]
+
+    @property
+    def id(self) -> str:
+        return str(self.info.get("id", self.path.name))
+
+    @property
+    def sweep(self) -> str:
+        return str(self.info.get("sweep", self.path.parent.name))
+
+    @property
+    def status(self) -> str:
+        return str(self.info.get("status", "unknown"))
+
+    @property
+    def intervention(self) -> str:
+        return str(self.info.get("intervention", "unknown"))
+
+    @property
+    def seed(self) -> int | None:
+        return self.info.get("seed")
+
+    def config(self) -> dict[str, Any]:
+        p = self.path / CONFIG
+        if not p.exists():
+            return {}
+        try:
+            data = yaml.safe_load(p.read_text())
+        except yaml.YAMLError as e:
+            raise RunStoreError(f"{p}: corrupted config.yaml ({e.__class__.__name__})") from None
+        return data if isinstance(data, dict) else {}
+
+    def metrics(self) -> list[dict[str, Any]]:
+        return read_metrics(self.path / METRICS).rows
+
+
+def load_run(path: Path) -> Run:
+    path = Path(path)
+    p = path / RUN_JSON
+    try:
+        info = json.loads(p.read_text())
+    except FileNotFoundError:
+        raise RunStoreError(f"{path}: not a run directory (no run.json)") from None
+    except json.JSONDecodeError as e:
+        raise RunStoreError(f"{p}: corrupted run.json ({e.msg}); restore it or leave this run out") from None
+    if not isinstance(info, dict):
+        raise RunStoreError(f"{p}: run.json is not a JSON object")
+    return Run(path, info)
+
+
+def is_run_dir(path: Path) -> bool:
+    return (Path(path) / RUN_JSON).is_file()
+
+
+def iter_run_dirs(paths: Iterable[Path]) -> Iterator[Path]:
+    """Run directories at or below each path, sorted, each once (hidden dirs skipped)."""
+    seen: set[Path] = set()
+    for root in paths:
+        root = Path(root)
+        if is_run_dir(root):
+            found = [root]
+        else:
+            found = sorted(p.parent for p in root.rglob(RUN_JSON)
+                           if not any(part.startswith(".") for part in p.relative_to(root).parts))
+        for p in found:
+            rp = p.resolve()
+            if rp not in seen:
+                seen.add(rp)
+                yield p
+
+
+def find_runs(paths: Iterable[Path]) -> list[Run]:
+    return [load_run(p) for p in iter_run_dirs(paths)]
+
+
+def series(rows: list[dict[str, Any]], key: str, x: str = "round") -> tuple[list[float], list[float]]:
+    """(x, y) for rows that have a finite number under `key`."""
+    xs, ys = [], []
+    for row in rows:
+        v = row.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            xs.append(row.get(x, len(xs)))
+            ys.append(float(v))
+    return xs, ys
