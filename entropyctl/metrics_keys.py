@@ -17,6 +17,7 @@ GLOSSARY: dict[str, str] = {
     "reward/mean": "mean reward of the round's rollouts (before dynamic-sampling filtering)",
     "eval/acc": "validation accuracy, one sample per prompt at the rollout temperature",
     "eval/greedy_acc": "validation accuracy of greedy decoding",
+    "eval/format/<name>": "share of validation samples (at the rollout temperature) in format <name>",
     "entropy/tokmean": "token entropy pooled over all response tokens of the round (spec §1.1 H_tokmean)",
     "entropy/seqmean": "per-response mean token entropy, then mean over responses (spec §1.1 H_seqmean)",
     "entropy/seqsum": "per-response entropy: sum of token entropies of a response, mean over responses",
@@ -49,6 +50,7 @@ def describe(key: str) -> str:
     """Definition of `key`, with `format/share/<name>` and intervention keys resolved."""
     if key in GLOSSARY:
         return GLOSSARY[key]
-    if key.startswith("format/share/"):
-        return GLOSSARY["format/share/<name>"].replace("<name>", key.removeprefix("format/share/"))
+    for prefix in ("format/share/", "eval/format/"):
+        if key.startswith(prefix):
+            return GLOSSARY[f"{prefix}<name>"].replace("<name>", key.removeprefix(prefix))
     return "metric logged by an intervention or backend (see its module docstring)"

@@ -1,0 +1,66 @@
+"""What moves between the stages of a round. Shapes: B responses, P prompt tokens (left
+padded), T completion tokens (right padded after end-of-sequence)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Optional
+
+from torch import Tensor
+
+
+@dataclass
+class Rollout:
+    prompt_ids: Tensor  # (B, P) long, left-padded
+    prompt_mask: Tensor  # (B, P) long, 1 on prompt tokens
+    completion_ids: Tensor  # (B, T) long, pad after end-of-sequence
+    completion_mask: Tensor  # (B, T) float, 1 on sampled tokens (end-of-sequence included)
+    texts: list[str]  # decoded completions, without end-of-sequence
+    group_ids: Tensor  # (B,) long, index of the prompt each response answers
+    problems: list  # (B,) task problems, one per response
+
+    @property
+    def size(self) -> int:
+        return self.completion_ids.shape[0]
+
+    def select(self, idx: Tensor) -> "Rollout":
+        """The responses at `idx` (a 1-D long tensor), in that order."""
+        i = idx.tolist()
+        return Rollout(
+            self.prompt_ids[idx], self.prompt_mask[idx], self.completion_ids[idx],
+            self.completion_mask[idx], [self.texts[k] for k in i], self.group_ids[idx],
+            [self.problems[k] for k in i],
+        )
+
+
+@dataclass
+class Scored:
+    """The no-grad rescoring of a rollout (before the update)."""
+
+    old_logp: Tensor  # (B, T) log-prob of sampled tokens under the rollout policy
+    h: Tensor  # (B, T) token entropy of the rollout policy
+    ref_logp: Optional[Tensor]  # (B, T) log-prob under the frozen base model
+
+
+@dataclass
+class TokenBatch:
+    """Everything a loss sees for one loss call. All (B, T) unless said."""
+
+    logp: Tensor  # current policy, carries gradient
+    old_logp: Tensor  # rollout policy, no gradient
+    adv: Tensor  # advantage broadcast over response tokens
+    mask: Tensor  # 1 on response tokens: the aggregation's denominator
+    h: Tensor  # token entropy of the current policy, carries gradient
+    rewards: Tensor  # (B,)
+    ref_logp: Optional[Tensor] = None  # base model, no gradient
+    plan_mask: Optional[Tensor] = None  # 1 on planning tokens, as the task defines them
+    # Tokens whose loss counts (numerator). A mask-stage intervention may narrow it while the
+    # denominator keeps `mask` (e.g. forking tokens with normalize_by=all).
+    loss_mask: Optional[Tensor] = None
+
+    def __post_init__(self) -> None:
+        if self.loss_mask is None:
+            self.loss_mask = self.mask
+
+    def replace(self, **changes) -> "TokenBatch":
+        return replace(self, **changes)

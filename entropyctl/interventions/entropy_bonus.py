@@ -1,0 +1,27 @@
+"""Entropy bonus (verl actor.entropy_coeff; spec §5.3): loss -= coef * agg(h).
+
+A penalty stage: adds -coef * h per token, aggregated with the run's mode together with the
+surrogate, with gradient through the current forward pass's entropy. A sensitive knob: per
+Cui et al.'s summary, 1e-4..1e-3 barely changes collapse and 0.01 can make entropy explode.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import Tensor
+
+from entropyctl.batch import TokenBatch
+from entropyctl.interventions import register
+from entropyctl.losses import masked_mean
+
+
+@dataclass
+class EntropyBonusConfig:
+    coef: float = 1e-3  # c_H; verl's default 0 turns the bonus off
+
+
+@register("entropy_bonus", EntropyBonusConfig, stage="penalty")
+def entropy_bonus(b: TokenBatch, cfg: EntropyBonusConfig) -> tuple[Tensor, dict[str, Tensor]]:
+    """Per-token penalty (B, T) = -coef * h, and {"entropy_bonus/h": masked mean of h}."""
+    return -cfg.coef * b.h, {"entropy_bonus/h": masked_mean(b.h.detach(), b.mask)}

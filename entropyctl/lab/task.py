@@ -1,0 +1,87 @@
+"""The `addition` task: fixed-width additions answered in one of several formats.
+
+A prompt is `07+12`; a completion is a format prefix, the sum and end-of-sequence
+(`=19`, ` => answer 19`, ` #### 19`). The pretraining corpus mixes formats in configured
+shares, and each format is correct in its own share of the corpus (wrong answers are the sum
+off by a configured offset). Reward is 1 for an exact known format with the correct integer,
+else 0. Formats, shares and error rates are config (`conf/task/*.yaml`), so other mixtures
+need no code.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from entropyctl.config import TaskConfig
+
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Problem:
+    prompt: str
+    answer: int
+
+
+class AdditionTask:
+    def __init__(self, cfg: TaskConfig):
+        if not cfg.formats:
+            raise ValueError("task.formats is empty: give at least one answer format")
+        total = sum(f.share for f in cfg.formats)
+        if total <= 0 or any(f.share < 0 or not 0 <= f.correct <= 1 for f in cfg.formats):
+            raise ValueError("task.formats: shares must be >= 0 (sum > 0) and correct in [0, 1]")
+        prefixes = [f.prefix for f in cfg.formats]
+        for i, p in enumerate(prefixes):
+            # The format must be readable back from the text: no prefix may start another.
+            if any(j != i and q.startswith(p) for j, q in enumerate(prefixes)):
+                raise ValueError(f"task.formats: prefix {p!r} is a prefix of another format's")
+        self.cfg = cfg
+        self.formats = list(cfg.formats)
+        self.format_names = [f.name for f in cfg.formats]
+        self.shares = [f.share / total for f in cfg.formats]
+        self.n_values = 10**cfg.digits
+        all_pairs = [(a, b) for a in range(self.n_values) for b in range(self.n_values)]
+        val_rng = random.Random(cfg.val_seed)
+        val = set(val_rng.sample(range(len(all_pairs)), min(cfg.n_val, len(all_pairs) // 2)))
+        self.val_problems = [self._problem(*all_pairs[i]) for i in sorted(val)]
+        self._train_pairs = [p for i, p in enumerate(all_pairs) if i not in val]
+
+    def _problem(self, a: int, b: int) -> Problem:
+        d = self.cfg.digits
+        return Problem(f"{a:0{d}d}+{b:0{d}d}", a + b)
+
+    def sample_train(self, rng: random.Random, n: int) -> list[Problem]:
+        """n training problems, drawn with replacement from the non-validation pairs."""
+        return [self._problem(*rng.choice(self._train_pairs)) for _ in range(n)]
+
+    def corpus_completion(self, rng: random.Random, problem: Problem) -> str:
+        """One pretraining completion (without end-of-sequence) for `problem`."""
+        fmt = rng.choices(self.formats, weights=self.shares)[0]
+        value = problem.answer
+        if rng.random() >= fmt.correct:
+            candidates = [value + o for o in self.cfg.error_offsets if value + o >= 0]
+            value = rng.choice(candidates)
+        return f"{fmt.prefix}{value}"
+
+    def classify(self, completion: str) -> str:
+        """Name of the format `completion` is written in, or 'unknown'."""
+        for f in self.formats:
+            if completion.startswith(f.prefix) and completion[len(f.prefix):].isdigit():
+                return f.name
+        return UNKNOWN
+
+    def score(self, completion: str, problem: Problem) -> float:
+        """1.0 for `<known prefix><correct integer>` exactly, else 0.0."""
+        for f in self.formats:
+            if completion == f"{f.prefix}{problem.answer}":
+                return 1.0
+        return 0.0
+
+    def corpus_accuracy(self) -> float:
+        """Accuracy of a model that samples exactly the corpus distribution."""
+        return sum(s * f.correct for s, f in zip(self.shares, self.formats))
+
+    def corpus_format_entropy(self) -> float:
+        return -sum(s * math.log(s) for s in self.shares if s > 0)

@@ -1,0 +1,85 @@
+"""Shared loss pieces: log-probs, the PPO clipped surrogate, loss aggregation and KL
+estimators. Interventions build on these instead of copying each other (spec §3.2, §5)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+
+
+def logprobs_from_logits(logits: Tensor, ids: Tensor) -> Tensor:
+    """(B, T, V), (B, T) -> (B, T): log-prob of each given token."""
+    return torch.log_softmax(logits, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+
+
+def masked_mean(x: Tensor, mask: Tensor) -> Tensor:
+    return (x * mask).sum() / mask.sum().clamp(min=1)
+
+
+def agg_loss(loss: Tensor, mask: Tensor, mode: str, scale: float | None = None,
+             loss_mask: Tensor | None = None) -> Tensor:
+    """Aggregate a per-token loss (B, T) to a scalar (spec §3.2, the earlier verl form).
+
+    `mask` sets the denominators; `loss_mask` (default: mask) which tokens count in the
+    numerator, so a token selection can keep the all-token normaliser."""
+    num = loss * (mask if loss_mask is None else loss_mask)
+    if mode == "token-mean":
+        return num.sum() / mask.sum().clamp(min=1)
+    n_tok = mask.sum(1)
+    rows = n_tok > 0  # empty responses are skipped, never 0/0
+    if mode == "seq-mean-token-sum":
+        return num.sum(1)[rows].mean()
+    if mode == "seq-mean-token-mean":
+        return (num.sum(1)[rows] / n_tok[rows]).mean()
+    if mode == "seq-mean-token-sum-norm":
+        C = float(scale) if scale is not None else float(loss.shape[1])
+        return num.sum() / C
+    raise ValueError(f"unknown optim.agg_mode {mode!r}; choose one of {', '.join(AGG_MODES)}")
+
+
+def ppo_terms(logp: Tensor, old_logp: Tensor, adv: Tensor, eps_low: float, eps_high: float
+              ) -> tuple[Tensor, Tensor, Tensor]:
+    """(ratio, L1 = -A r, L2 = -A clamp(r, 1-eps_low, 1+eps_high)), all (B, T) (spec §5.2)."""
+    ratio = torch.exp(torch.clamp(logp - old_logp, -20.0, 20.0))
+    l1 = -adv * ratio
+    l2 = -adv * torch.clamp(ratio, 1.0 - eps_low, 1.0 + eps_high)
+    return ratio, l1, l2
+
+
+def dual_clip(loss: Tensor, adv: Tensor, clip_c: float) -> Tensor:
+    """For A < 0 cap the loss at -A*c (spec §5.2; c > 1)."""
+    return torch.where(adv < 0, torch.minimum(loss, -adv * clip_c), loss)
+
+
+def kl_estimate(logp: Tensor, ref_logp: Tensor, kind: str) -> Tensor:
+    """Per-token estimate of KL(pi || ref) on tokens sampled from pi (spec §5.4).
+
+    k1 = lr, k2 = lr^2 / 2, k3 = exp(-lr) + lr - 1 with lr = logp - ref_logp, clamped to
+    +-20 inside and k3 to [-10, 10] as in verl. A trailing '+' (e.g. 'k3+') keeps the named
+    estimator's value with the gradient of k2 (straight-through)."""
+    straight = kind.endswith("+")
+    base = kind.rstrip("+")
+    lr = torch.clamp(logp - ref_logp, -20.0, 20.0)
+    if base == "k1":
+        value = lr
+    elif base == "k2":
+        value = 0.5 * lr**2
+    elif base == "k3":
+        value = torch.clamp(torch.exp(-lr) + lr - 1.0, -10.0, 10.0)
+    elif base == "abs":
+        value = lr.abs()
+    else:
+        raise ValueError(f"unknown KL estimator {kind!r}; choose k1, k2, k3 or abs, optionally with '+'")
+    if straight:
+        k2 = 0.5 * lr**2
+        return value.detach() + k2 - k2.detach()
+    return value
+
+
+def centred_cov(logp: Tensor, adv: Tensor, mask: Tensor) -> Tensor:
+    """(A - mean A)(logp - mean logp) per token over the valid tokens (spec §1.3), detached;
+    its masked mean is the batch Cov(logp, A)."""
+    lp, a = logp.detach(), adv.detach()
+    return (a - masked_mean(a, mask)) * (lp - masked_mean(lp, mask)) * mask

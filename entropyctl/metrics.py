@@ -1,0 +1,46 @@
+"""Round metrics from the tensors of a round. The keys and their definitions are in
+`entropyctl.metrics_keys.GLOSSARY` (the glossary); this module only computes them."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import torch
+from torch import Tensor
+
+from entropyctl import entropy as E
+from entropyctl.batch import Rollout, Scored
+from entropyctl.lab.task import UNKNOWN
+from entropyctl.losses import centred_cov, kl_estimate, masked_mean
+
+
+def format_metrics(formats: list[str], names: list[str]) -> dict[str, float]:
+    """Share of each format (and 'unknown'), the format distribution's entropy, top share."""
+    counts = Counter(formats)
+    n = max(1, len(formats))
+    shares = {name: counts.get(name, 0) / n for name in [*names, UNKNOWN]}
+    ent = -sum(p * math.log(p) for p in shares.values() if p > 0)
+    out = {f"format/share/{k}": v for k, v in shares.items()}
+    out["format/entropy"] = ent
+    out["format/top_share"] = max(shares.values())
+    return out
+
+
+def round_metrics(ro: Rollout, scored: Scored, rewards: Tensor, adv: Tensor, formats: list[str],
+                  format_names: list[str], temperature: float) -> dict[str, float]:
+    mask, h = ro.completion_mask, scored.h
+    out = {
+        "reward/mean": rewards.mean().item(),
+        "entropy/tokmean": E.tokmean(h, mask).item(),
+        "entropy/seqmean": E.seqmean(h, mask).item(),
+        "entropy/seqsum": E.seqsum(h, mask).item(),
+        "entropy/first": E.first(h, mask).item(),
+        "entropy/temperature": temperature,
+        "cov/mean": masked_mean(centred_cov(scored.old_logp, adv[:, None] * mask, mask), mask).item(),
+        "response/length": mask.sum(1).mean().item(),
+    }
+    if scored.ref_logp is not None:
+        out["kl/base_k3"] = masked_mean(kl_estimate(scored.old_logp, scored.ref_logp, "k3"), mask).item()
+    out.update(format_metrics(formats, format_names))
+    return out

@@ -1,0 +1,152 @@
+"""`entropyctl train`: the round loop. Reads top to bottom:
+
+    rollout -> reward -> rescore -> advantage -> update (the interventions) -> eval -> log
+
+`run(cfg)` sets up one run (model, task, optimiser, run store) and loops `run_round`.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from entropyctl.advantage import compute_advantage
+from entropyctl.config import TrainConfig
+from entropyctl.evaluate import evaluate
+from entropyctl.interventions import Pipeline, build
+from entropyctl.lab.task import AdditionTask
+from entropyctl.metrics import round_metrics
+from entropyctl.policy import load_policy
+from entropyctl.rescore import rescore
+from entropyctl.reward import score
+from entropyctl.rollout import sample
+from entropyctl.runstore import RunWriter, create_run
+from entropyctl.update import Divergence, make_optimizer, update
+
+
+class Timer:
+    def __init__(self):
+        self.times: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        yield
+        self.times[f"time/{name}"] = time.perf_counter() - t0
+
+
+@dataclass
+class RunState:
+    """Everything a round reads or advances; what a checkpoint must hold."""
+
+    model: torch.nn.Module
+    base: torch.nn.Module | None
+    tokenizer: object
+    optimizer: torch.optim.Optimizer
+    task: AdditionTask
+    pipeline: Pipeline
+    prompt_rng: random.Random  # which prompts each round draws
+    sample_gen: torch.Generator  # token sampling and minibatch order
+
+
+def run_round(r: int, s: RunState, cfg: TrainConfig) -> dict[str, float]:
+    t, ro_cfg = Timer(), cfg.rollout
+    problems = s.task.sample_train(s.prompt_rng, ro_cfg.prompts_per_round)
+    with t("rollout"):
+        ro = sample(s.model, s.tokenizer, problems, ro_cfg.group_size, cfg.task.max_new_tokens,
+                    ro_cfg.temperature, s.sample_gen, backend=ro_cfg.backend)
+    rewards, formats = score(ro, s.task)
+    with t("rescore"):
+        scored = rescore(s.model, s.base, ro, ro_cfg.temperature)
+    adv = compute_advantage(rewards, ro_cfg.group_size, cfg.advantage.estimator, cfg.advantage.eps)
+    with t("update"):
+        stats = update(s.model, s.optimizer, ro, scored, adv, rewards, s.pipeline, cfg.optim,
+                       ro_cfg.temperature, s.sample_gen)
+    ev = {}
+    if (r + 1) % cfg.eval.every == 0 or r + 1 == cfg.rounds:
+        with t("eval"):
+            # Its own generator: evaluating (or not) never shifts the training RNG streams.
+            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + r)
+            ev = evaluate(s.model, s.tokenizer, s.task, ro_cfg.temperature, cfg.task.max_new_tokens,
+                          gen, greedy=cfg.eval.greedy, backend=ro_cfg.backend)
+    row = {"round": r}
+    row.update(round_metrics(ro, scored, rewards, adv, formats, s.task.format_names, ro_cfg.temperature))
+    row.update(stats)
+    row.update(ev)
+    row.update(t.times)
+    row["perf/tokens_per_s"] = ro.completion_mask.sum().item() / max(t.times["time/rollout"], 1e-9)
+    return row
+
+
+def resolve_model_path(cfg: TrainConfig, log=print) -> Path:
+    if cfg.model.path:
+        return Path(cfg.model.path)
+    from entropyctl.lab.pretrain import ensure_base
+
+    path, stats, reused = ensure_base(cfg.model, cfg.task, cfg.runs_dir)
+    verb = "reused" if reused else "pretrained"
+    log(f"base model {verb}: {path} (loss {stats['final_loss']:.3f}, sampled acc "
+        f"{stats['val_acc']:.2f}, greedy acc {stats['val_greedy_acc']:.2f})")
+    return path
+
+
+def setup(cfg: TrainConfig, log=print) -> RunState:
+    if cfg.threads > 0:
+        torch.set_num_threads(cfg.threads)
+    torch.manual_seed(cfg.seed)  # interventions that pick at random (clip_cov) use it
+    pipeline = build(cfg.intervention)
+    task = AdditionTask(cfg.task)
+    path = resolve_model_path(cfg, log)
+    model, tokenizer = load_policy(path, cfg.model.attn_impl)
+    base, _ = load_policy(path, cfg.model.attn_impl)
+    base.requires_grad_(False)
+    model.eval()
+    base.eval()
+    return RunState(model, base, tokenizer, make_optimizer(model, cfg.optim), task, pipeline,
+                    random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed))
+
+
+def run_id(cfg: TrainConfig, label: str) -> str:
+    return f"{label}__{cfg.model.name}__s{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def run(cfg: TrainConfig, config_yaml: str, overrides: list[str], log=print) -> Path:
+    """Train one run end to end; returns its run directory."""
+    state = setup(cfg, log)
+    writer = create_run(
+        Path(cfg.runs_dir), cfg.sweep, run_id(cfg, state.pipeline.label), config_yaml, overrides,
+        {"intervention": state.pipeline.label, "seed": cfg.seed, "model": cfg.model.name,
+         "task": cfg.task.name, "rounds_planned": cfg.rounds, "rounds_done": 0,
+         "temperature": cfg.rollout.temperature, "formats": state.task.format_names},
+    )
+    log(f"run dir: {writer.path}")
+    loop(state, cfg, writer, start=0)
+    return writer.path
+
+
+def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> None:
+    from entropyctl.progress import RoundProgress
+
+    r = start
+    try:
+        with RoundProgress(writer.path.name, cfg.rounds, start, enabled=cfg.progress) as bar:
+            for r in range(start, cfg.rounds):
+                row = run_round(r, state, cfg)
+                writer.append(row)
+                writer.update(rounds_done=r + 1)
+                bar.advance(row)
+    except Divergence as e:
+        writer.finish("diverged", error=f"round {r}: {e}", diverged_round=r)
+        raise
+    except KeyboardInterrupt:
+        writer.finish("interrupted", error=f"interrupted in round {r}")
+        raise
+    except Exception as e:
+        writer.finish("failed", error=f"round {r}: {type(e).__name__}: {e}".splitlines()[0])
+        raise
+    writer.finish("finished")
