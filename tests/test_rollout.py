@@ -1,0 +1,79 @@
+"""The KV-cache sampler against a plain full-sequence forward, on a tiny random lab model."""
+
+from __future__ import annotations
+
+import torch
+
+from entropyctl.config import ModelConfig, TaskConfig
+from entropyctl.lab.model import build_lab_model
+from entropyctl.lab.task import AdditionTask
+from entropyctl.lab.tokenizer import build_char_tokenizer
+from entropyctl.policy import completion_logits, encode_prompts
+from entropyctl.rescore import rescore
+from entropyctl.rollout import completion_mask_from_ids, sample
+
+TOK = build_char_tokenizer()
+
+
+def tiny_model(seed=0):
+    torch.manual_seed(seed)
+    return build_lab_model(ModelConfig(hidden=32, layers=2, heads=2, ffn=64), TOK).eval()
+
+
+def test_tokenizer_round_trips_and_reloads(tmp_path):
+    from transformers import AutoTokenizer
+
+    text = "07+12 => answer 19"
+    ids = TOK(text, add_special_tokens=False)["input_ids"]
+    assert len(ids) == len(text) and TOK.decode(ids) == text
+    TOK.save_pretrained(tmp_path)
+    again = AutoTokenizer.from_pretrained(tmp_path, local_files_only=True)
+    assert again(text, add_special_tokens=False)["input_ids"] == ids
+    assert again.eos_token_id == TOK.eos_token_id
+
+
+def test_left_padding_and_bos():
+    ids, mask = encode_prompts(TOK, ["1+2", "10+20"])
+    assert ids.shape == (2, 6) and mask[0].tolist() == [0, 0, 1, 1, 1, 1]
+    assert ids[0, 2].item() == TOK.bos_token_id and ids[1, 0].item() == TOK.bos_token_id
+
+
+def test_completion_mask_stops_after_first_eos():
+    eos = TOK.eos_token_id
+    ids = torch.tensor([[5, eos, 0, 0], [5, 6, 7, 8]])
+    mask, finished = completion_mask_from_ids(ids, eos)
+    assert mask.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1]]
+    assert finished.tolist() == [True, False]
+
+
+def test_greedy_with_kv_cache_matches_full_recompute():
+    model = tiny_model()
+    problems = AdditionTask(TaskConfig()).val_problems[:6]
+    ro = sample(model, TOK, problems, 1, 8, 1.0, torch.Generator().manual_seed(0), greedy=True)
+    # each greedy token must be the argmax of a plain forward over prompt + completion so far
+    logits = completion_logits(model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids,
+                               torch.ones_like(ro.completion_mask), 1.0)
+    valid = ro.completion_mask.bool()
+    assert torch.equal(logits.argmax(-1)[valid], ro.completion_ids[valid])
+
+
+def test_sampling_is_seeded_and_groups_are_contiguous():
+    model = tiny_model()
+    problems = AdditionTask(TaskConfig()).val_problems[:4]
+    a = sample(model, TOK, problems, 3, 8, 1.0, torch.Generator().manual_seed(7))
+    b = sample(model, TOK, problems, 3, 8, 1.0, torch.Generator().manual_seed(7))
+    assert torch.equal(a.completion_ids, b.completion_ids) and a.texts == b.texts
+    assert a.group_ids.tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]
+    assert [p.prompt for p in a.problems[:3]] == [problems[0].prompt] * 3
+
+
+def test_rescore_gives_logp_of_sampled_tokens_and_entropy():
+    model = tiny_model()
+    problems = AdditionTask(TaskConfig()).val_problems[:4]
+    ro = sample(model, TOK, problems, 2, 6, 1.0, torch.Generator().manual_seed(0))
+    sc = rescore(model, model, ro, 1.0)
+    assert sc.old_logp.shape == ro.completion_ids.shape
+    assert (sc.old_logp <= 0).all() and (sc.h >= 0).all()
+    assert torch.equal(sc.old_logp, sc.ref_logp)  # same weights: base == policy
+    # entropy of a V-way distribution is at most ln V
+    assert sc.h.max().item() <= torch.log(torch.tensor(float(len(TOK)))).item() + 1e-5
