@@ -117,6 +117,8 @@ class TrainConfig:
     seed: int = 0
     rounds: int = 100
     runs_dir: str = "runs"
+    # Pretrained lab base models, keyed by config hash; shared by every sweep under runs_dir.
+    cache_dir: str = "${runs_dir}/.cache"
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     progress: bool = True
     debug: bool = False

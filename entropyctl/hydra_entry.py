@@ -33,7 +33,7 @@ def _train_task(cfg: DictConfig) -> None:
     typed = _typed(cfg)
     overrides = list(HydraConfig.get().overrides.task)
     try:
-        run(typed, OmegaConf.to_yaml(cfg), overrides)
+        run(typed, OmegaConf.to_yaml(cfg, resolve=True), overrides)
     except (InterventionError, RunStoreError, FileNotFoundError) as e:
         _user_error(str(e))
 

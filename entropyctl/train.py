@@ -88,7 +88,7 @@ def resolve_model_path(cfg: TrainConfig, log=print) -> Path:
         return Path(cfg.model.path)
     from entropyctl.lab.pretrain import ensure_base
 
-    path, stats, reused = ensure_base(cfg.model, cfg.task, cfg.runs_dir)
+    path, stats, reused = ensure_base(cfg.model, cfg.task, cfg.cache_dir)
     verb = "reused" if reused else "pretrained"
     log(f"base model {verb}: {path} (loss {stats['final_loss']:.3f}, sampled acc "
         f"{stats['val_acc']:.2f}, greedy acc {stats['val_greedy_acc']:.2f})")

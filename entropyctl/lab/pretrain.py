@@ -1,7 +1,7 @@
 """Pretraining the lab's base model on the task's synthetic corpus, cached by config hash.
 
 The base checkpoint (safetensors + config + tokenizer + pretrain.json) lives in
-`<runs_dir>/.cache/base-<hash>/`, where the hash covers every setting that changes the
+`<cache_dir>/base-<hash>/` (default `runs/.cache/`), where the hash covers every setting that changes the
 weights (architecture, pretraining, task corpus). Every run and seed sharing them reuses it.
 The directory is written under a temporary name and renamed, so concurrent sweeps never see
 a half-written checkpoint.
@@ -36,8 +36,8 @@ def base_hash(model_cfg: ModelConfig, task_cfg: TaskConfig) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def base_dir(runs_dir: str | Path, model_cfg: ModelConfig, task_cfg: TaskConfig) -> Path:
-    return Path(runs_dir) / ".cache" / f"base-{base_hash(model_cfg, task_cfg)}"
+def base_dir(cache_dir: str | Path, model_cfg: ModelConfig, task_cfg: TaskConfig) -> Path:
+    return Path(cache_dir) / f"base-{base_hash(model_cfg, task_cfg)}"
 
 
 def corpus_batch(task: AdditionTask, tokenizer, rng: random.Random, n: int) -> tuple[torch.Tensor, ...]:
@@ -112,10 +112,10 @@ def pretrain(model_cfg: ModelConfig, task_cfg: TaskConfig, out_dir: Path, progre
     return stats
 
 
-def ensure_base(model_cfg: ModelConfig, task_cfg: TaskConfig, runs_dir: str | Path,
+def ensure_base(model_cfg: ModelConfig, task_cfg: TaskConfig, cache_dir: str | Path,
                 progress=None) -> tuple[Path, dict, bool]:
     """(checkpoint dir, its pretrain stats, whether it was reused from the cache)."""
-    final = base_dir(runs_dir, model_cfg, task_cfg)
+    final = base_dir(cache_dir, model_cfg, task_cfg)
     if (final / "pretrain.json").is_file():
         return final, json.loads((final / "pretrain.json").read_text()), True
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
