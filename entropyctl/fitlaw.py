@@ -1,8 +1,11 @@
 """The saturation law R = -a*exp(H) + b (Cui et al. 2025, arXiv 2505.22617; spec §1.2).
 
 The model is linear in (a, b) with regressor x = exp(H), so ordinary least squares gives the
-exact optimum in closed form: a = -cov(x, R)/var(x), b = mean(R) + a*mean(x). Intervals come
-from the OLS covariance with a Student-t quantile. The ceiling is R at H = 0: b - a.
+exact optimum in closed form: a = -cov(x, R)/var(x), b = mean(R) + a*mean(x). No iterative
+curve fitting: the answer is exact, and `fit_law_batch` fits thousands of series at once.
+Intervals come from the OLS covariance with a Student-t quantile, or from a case bootstrap
+(`fit_law_bootstrap`). The ceiling is R at H = 0: b - a. `early_prediction` is the paper's
+protocol: fit on the first fraction of steps, predict the rest from the observed H.
 numpy/scipy only: fit-law and compare never import torch.
 """
 
@@ -35,6 +38,9 @@ class LawFit:
     r_range: tuple[float, float] = (math.nan, math.nan)
     error: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    n_dropped: int = 0  # non-finite (H, R) pairs left out before fitting
+    level: float = 0.95
+    ci_method: str = "t"  # "t" (OLS covariance) or "bootstrap"
 
     @property
     def ok(self) -> bool:
@@ -51,16 +57,29 @@ class LawFit:
         return d
 
 
-def unfittable_reason(H: np.ndarray, R: np.ndarray) -> str | None:
-    """Why (H, R) cannot be fitted, or None. H and R are already finite and paired."""
+def unfittable_reason(H: np.ndarray, R: np.ndarray, n_dropped: int = 0) -> str | None:
+    """Why (H, R) cannot be fitted, or None. H and R are already finite and paired;
+    `n_dropped` is how many non-finite pairs were removed before (for the message)."""
     if len(H) < MIN_POINTS:
-        return f"only {len(H)} point(s); the law needs at least {MIN_POINTS}"
-    x = np.exp(H)
+        if len(H) == 0 and n_dropped:
+            return f"all {n_dropped} points are NaN/null: nothing to fit (check the run for divergence or the keys)"
+        dropped = f" ({n_dropped} NaN/null dropped)" if n_dropped else ""
+        return (f"only {len(H)} finite point(s){dropped}; the law needs at least {MIN_POINTS} "
+                "(log eval more often or widen --window)")
+    with np.errstate(over="ignore"):
+        x = np.exp(H)
+    if not np.all(np.isfinite(x)):
+        return "exp(H) overflows: entropy above 700 nats is not a per-token entropy in nats (check --entropy)"
     if np.var(x) <= MIN_REL_VAR_X * max(np.mean(x) ** 2, 1e-300):
-        return "entropy is constant (exp(H) has ~zero variance): nothing to fit"
+        return ("entropy is constant (exp(H) has ~zero variance): nothing to fit "
+                "(a collapsed run, or --entropy names the wrong key)")
     if np.max(R) > 1.0 + 1e-9 and np.max(R) <= 100.0 and np.min(R) >= 0.0:
-        return "reward goes above 1 and looks like a percentage; divide by 100 (R must be in [0, 1])"
+        return "R goes above 1 and looks like a percentage: rerun with --perf-scale 0.01 (R must be in [0, 1])"
     return None
+
+
+def _t_quantile(level: float, dof: float) -> float:
+    return float(stats.t.ppf(0.5 + level / 2, dof))
 
 
 def fit_law(H: np.ndarray, R: np.ndarray, level: float = 0.95) -> LawFit:
@@ -72,13 +91,14 @@ def fit_law(H: np.ndarray, R: np.ndarray, level: float = 0.95) -> LawFit:
     H = np.asarray(H, dtype=np.float64).ravel()
     R = np.asarray(R, dtype=np.float64).ravel()
     if H.shape != R.shape:
-        return LawFit(n=0, error=f"H and R differ in length ({len(H)} vs {len(R)})")
+        return LawFit(n=0, error=f"H and R differ in length ({len(H)} vs {len(R)})", level=level)
     keep = np.isfinite(H) & np.isfinite(R)
+    dropped = int(len(H) - keep.sum())
     H, R = H[keep], R[keep]
     n = len(H)
-    reason = unfittable_reason(H, R)
+    reason = unfittable_reason(H, R, dropped)
     if reason:
-        return LawFit(n=n, error=reason)
+        return LawFit(n=n, error=reason, n_dropped=dropped, level=level)
     x = np.exp(H)
     xm, rm = x.mean(), R.mean()
     sxx = np.sum((x - xm) ** 2)
@@ -93,6 +113,7 @@ def fit_law(H: np.ndarray, R: np.ndarray, level: float = 0.95) -> LawFit:
     fit = LawFit(
         n=n, a=float(a), b=float(b), ceiling=float(b - a), r2=float(r2), rmse=rmse,
         h_range=(float(H.min()), float(H.max())), r_range=(float(R.min()), float(R.max())),
+        n_dropped=dropped, level=level,
     )
     if n > 2:
         s2 = sse / (n - 2)
@@ -101,8 +122,162 @@ def fit_law(H: np.ndarray, R: np.ndarray, level: float = 0.95) -> LawFit:
         var_b = s2 * (1.0 / n + xm**2 / sxx)
         cov_b_slope = -s2 * xm / sxx
         var_ceiling = var_b + var_slope + 2 * cov_b_slope
-        t = stats.t.ppf(0.5 + level / 2, n - 2)
+        t = _t_quantile(level, n - 2)
         for name, centre, var in (("a", a, var_slope), ("b", b, var_b), ("ceiling", b - a, var_ceiling)):
             half = t * math.sqrt(max(var, 0.0))
             setattr(fit, f"{name}_ci", (float(centre - half), float(centre + half)))
     return fit
+
+
+# ----------------------------------------------------------------------------- many series
+
+
+@dataclass
+class BatchFit:
+    """`fit_law` on S series at once; every field is an array of length S ((S, 2) for CIs).
+    Rows with ok = False (fewer than 3 points, constant entropy) hold NaN."""
+
+    n: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    ceiling: np.ndarray
+    a_ci: np.ndarray
+    b_ci: np.ndarray
+    ceiling_ci: np.ndarray
+    r2: np.ndarray
+    rmse: np.ndarray
+    ok: np.ndarray
+
+
+def _batch_chunk(H: np.ndarray, R: np.ndarray, level: float) -> dict[str, np.ndarray]:
+    x = np.exp(H)  # (S, N)
+    m = np.isfinite(x) & np.isfinite(R)
+    n = m.sum(axis=1)
+    nf = np.maximum(n, 1).astype(np.float64)
+    xm = np.where(m, x, 0.0).sum(axis=1) / nf
+    rm = np.where(m, R, 0.0).sum(axis=1) / nf
+    dx = np.where(m, x - xm[:, None], 0.0)
+    dr = np.where(m, R - rm[:, None], 0.0)
+    sxx = np.einsum("ij,ij->i", dx, dx)
+    ok = (n >= MIN_POINTS) & (sxx > MIN_REL_VAR_X * nf * xm**2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        slope = np.einsum("ij,ij->i", dx, dr) / sxx
+        a = np.where(ok, -slope, np.nan)
+        b = rm + a * xm
+        resid = dr - slope[:, None] * dx  # R - fit, zero where missing
+        sse = np.einsum("ij,ij->i", resid, resid)
+        sst = np.einsum("ij,ij->i", dr, dr)
+        r2 = np.where(sst > 0, 1.0 - sse / sst, np.where(sse == 0, 1.0, np.nan))
+        rmse = np.sqrt(sse / nf)
+        dof = np.maximum(n - 2, 1)
+        s2 = sse / dof
+        var_slope = s2 / sxx
+        var_b = s2 * (1.0 / nf + xm**2 / sxx)
+        var_c = var_b + var_slope - 2 * s2 * xm / sxx
+    t = stats.t.ppf(0.5 + level / 2, dof)
+    out = {"n": n, "a": a, "b": b, "ceiling": b - a, "r2": np.where(ok, r2, np.nan),
+           "rmse": np.where(ok, rmse, np.nan), "ok": ok}
+    for name, centre, var in (("a", a, var_slope), ("b", b, var_b), ("ceiling", b - a, var_c)):
+        half = t * np.sqrt(np.maximum(var, 0.0))
+        out[f"{name}_ci"] = np.stack([centre - half, centre + half], axis=1)
+    return out
+
+
+def fit_law_batch(H: np.ndarray, R: np.ndarray, level: float = 0.95, chunk: int = 1000) -> BatchFit:
+    """Closed-form fits of S series at once. H, R: (S, N); NaN marks a missing point, so
+    series of different lengths are padded with NaN. Same numbers as `fit_law` row by row
+    (except the percent check, which is the caller's). Chunks of `chunk` rows bound memory."""
+    H = np.atleast_2d(np.asarray(H, dtype=np.float64))
+    R = np.atleast_2d(np.asarray(R, dtype=np.float64))
+    if H.shape != R.shape:
+        raise ValueError(f"H and R differ in shape ({H.shape} vs {R.shape})")
+    parts = [_batch_chunk(H[i:i + chunk], R[i:i + chunk], level) for i in range(0, len(H), chunk)]
+    return BatchFit(**{k: np.concatenate([p[k] for p in parts]) for k in parts[0]})
+
+
+# ----------------------------------------------------------------------------- intervals, early, window
+
+
+def fit_law_bootstrap(H: np.ndarray, R: np.ndarray, n_boot: int, level: float = 0.95,
+                      seed: int = 0) -> LawFit:
+    """`fit_law` with percentile intervals from `n_boot` case resamples of the (H, R) pairs.
+
+    Resampling pairs treats points as independent, like the t-interval does; consecutive
+    steps of one run are correlated, so both intervals are optimistic on real logs."""
+    fit = fit_law(H, R, level)
+    if not fit.ok:
+        return fit
+    H = np.asarray(H, dtype=np.float64).ravel()
+    R = np.asarray(R, dtype=np.float64).ravel()
+    keep = np.isfinite(H) & np.isfinite(R)
+    H, R = H[keep], R[keep]
+    idx = np.random.default_rng(seed).integers(0, len(H), size=(n_boot, len(H)))  # (B, n)
+    boot = fit_law_batch(H[idx], R[idx], level)
+    q = [50 * (1 - level), 50 * (1 + level)]
+    for name in ("a", "b", "ceiling"):
+        vals = getattr(boot, name)[boot.ok]
+        if len(vals) >= 2:
+            lo, hi = np.percentile(vals, q)
+            setattr(fit, f"{name}_ci", (float(lo), float(hi)))
+    fit.ci_method = "bootstrap"
+    fit.extra["bootstrap"] = {"n_boot": int(n_boot), "n_degenerate": int((~boot.ok).sum()), "seed": seed}
+    return fit
+
+
+def early_prediction(steps: np.ndarray, H: np.ndarray, R: np.ndarray, frac: float,
+                     level: float = 0.95) -> dict[str, Any]:
+    """Fit on the points whose step lies in the first `frac` of the step range, predict R
+    from the observed H on the rest. Returns the early fit, the error on the rest (RMSE,
+    MAE, in R's units: x100 for percentage points) and predicted vs actual final value;
+    or {"frac": ..., "error": why}."""
+    steps = np.asarray(steps, dtype=np.float64).ravel()
+    H = np.asarray(H, dtype=np.float64).ravel()
+    R = np.asarray(R, dtype=np.float64).ravel()
+    keep = np.isfinite(steps) & np.isfinite(H) & np.isfinite(R)
+    steps, H, R = steps[keep], H[keep], R[keep]
+    out: dict[str, Any] = {"frac": frac}
+    if len(steps) == 0:
+        return {**out, "error": "no finite points"}
+    order = np.argsort(steps, kind="stable")
+    steps, H, R = steps[order], H[order], R[order]
+    cutoff = steps[0] + frac * (steps[-1] - steps[0])
+    early = steps <= cutoff
+    out.update(cutoff_step=float(cutoff), n_fit=int(early.sum()), n_test=int((~early).sum()))
+    fit = fit_law(H[early], R[early], level)
+    if not fit.ok:
+        return {**out, "error": f"fit on the first {frac:g} of steps: {fit.error}"}
+    if out["n_test"] == 0:
+        return {**out, "error": "no points after the early window to predict"}
+    err = fit.predict(H[~early]) - R[~early]
+    pred_final = float(fit.predict(H[-1:])[0])
+    return {
+        **out, "a": fit.a, "b": fit.b, "ceiling": fit.ceiling,
+        "rmse": float(np.sqrt(np.mean(err**2))), "mae": float(np.mean(np.abs(err))),
+        "final_step": float(steps[-1]), "final_actual": float(R[-1]), "final_predicted": pred_final,
+        "final_error": pred_final - float(R[-1]),
+    }
+
+
+def parse_window(text: str) -> tuple[float | None, float | None]:
+    """'a:b', 'a:' or ':b' (inclusive steps) -> (lo, hi); ValueError with a usable message."""
+    if text.count(":") != 1:
+        raise ValueError(f"--window {text!r}: expected START:END, START: or :END (steps, inclusive)")
+    lo_s, hi_s = (p.strip() for p in text.split(":"))
+    try:
+        lo = float(lo_s) if lo_s else None
+        hi = float(hi_s) if hi_s else None
+    except ValueError:
+        raise ValueError(f"--window {text!r}: START and END must be numbers (steps)") from None
+    if lo is not None and hi is not None and lo > hi:
+        raise ValueError(f"--window {text!r}: START is after END")
+    return lo, hi
+
+
+def window_mask(steps: np.ndarray, lo: float | None, hi: float | None) -> np.ndarray:
+    steps = np.asarray(steps, dtype=np.float64)
+    m = np.ones(len(steps), dtype=bool)
+    if lo is not None:
+        m &= steps >= lo
+    if hi is not None:
+        m &= steps <= hi
+    return m
