@@ -91,6 +91,9 @@ class OptimConfig:
     beta2: float = 0.999
     grad_clip: float = 1.0
     minibatches: int = 8  # optimiser steps per epoch over the round's rollouts
+    # Loss calls per minibatch (gradient accumulation, each weighted 1/micro_batches as in
+    # verl's reference): the per-call scope of Clip-Cov / KL-Cov / forking-token selection.
+    micro_batches: int = 1
     epochs: int = 1
     # spec §3.2: token-mean | seq-mean-token-sum | seq-mean-token-mean | seq-mean-token-sum-norm
     agg_mode: str = "token-mean"

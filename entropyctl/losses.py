@@ -83,3 +83,31 @@ def centred_cov(logp: Tensor, adv: Tensor, mask: Tensor) -> Tensor:
     its masked mean is the batch Cov(logp, A)."""
     lp, a = logp.detach(), adv.detach()
     return (a - masked_mean(a, mask)) * (lp - masked_mean(lp, mask)) * mask
+
+
+def clip_stats(ratio: Tensor, adv: Tensor, mask: Tensor, eps_low: float, eps_high: float
+               ) -> dict[str, Tensor]:
+    """Shares of valid tokens at each PPO bound (spec §3.1): `clip/frac_high` = A > 0 and
+    r > 1 + eps_high (the bound clip-higher raises), `clip/frac_low` = A < 0 and r < 1 - eps_low."""
+    r = ratio.detach()
+    return {
+        "clip/frac_high": masked_mean(((adv > 0) & (r > 1.0 + eps_high)).float(), mask),
+        "clip/frac_low": masked_mean(((adv < 0) & (r < 1.0 - eps_low)).float(), mask),
+    }
+
+
+def nll(logp: Tensor, mask: Tensor) -> Tensor:
+    """Token-mean negative log-likelihood over `mask` (0 when the mask is empty)."""
+    return -masked_mean(logp, mask)
+
+
+def top_k_mask(score: Tensor, valid: Tensor, k: int) -> Tensor:
+    """(B, T) bool: the min(k, #valid) valid tokens with the largest `score` (ties arbitrary,
+    as torch.topk). Invalid tokens are never picked, even when every valid score is lower."""
+    k = min(k, int(valid.sum().item()))
+    out = torch.zeros(valid.shape, dtype=torch.bool, device=valid.device)
+    if k <= 0:
+        return out
+    s = torch.where(valid.bool(), score.detach(), torch.full_like(score, float("-inf")))
+    out.view(-1)[s.flatten().topk(k).indices] = True
+    return out

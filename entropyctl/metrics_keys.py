@@ -39,6 +39,31 @@ GLOSSARY: dict[str, str] = {
     "grad/norm": "gradient norm before clipping, mean over optimiser steps",
 }
 
+# Keys logged only when the intervention or switch that owns them is on (one line each). Kept
+# apart from GLOSSARY, whose every key is in every round's row; describe() reads both.
+CONDITIONAL: dict[str, str] = {
+    "clip/frac_high": "share of valid tokens with A > 0 and r > 1 + eps_high (clip_higher, gppo; spec §3.1)",
+    "clip/frac_low": "share of valid tokens with A < 0 and r < 1 - eps_low (clip_higher, gppo; spec §3.1)",
+    "clip_cov/frac_detached": "share of valid tokens Clip-Cov detached (spec §1.4)",
+    "clip_cov/candidates": "tokens whose centred covariance lies in (cov_low, cov_high), per loss call (spec §1.4)",
+    "kl_cov/frac_penalised": "share of valid tokens KL-Cov penalised with |logp - old_logp| (spec §1.5)",
+    "kl_cov/abs_log_ratio": "mean |logp - old_logp| over valid tokens in KL-Cov's loss calls (verl ppo_kl; spec §1.5)",
+    "gppo/sft_nll": "token-mean NLL on correct responses that GPPO adds with sft_coef (spec §2)",
+    "forking/frac_selected": "share of valid tokens the forking-token mask trains on (spec §4)",
+    "forking/h_threshold": "lowest current-policy entropy among the selected forking tokens (spec §4)",
+    "entropy_bonus/h": "mean current-policy token entropy the bonus acts on (spec §5.3)",
+    "kl_anchor/kl": "mean KL-to-base estimate (kl_anchor.kind) the anchor penalises, in the update (spec §5.4)",
+    "hicra/plan_frac": "share of valid tokens that are planning tokens, whose advantage HICRA scales (spec §8.3)",
+    "sft_refresh/steps": "SFT steps on demonstrations taken after this round's update (0 off schedule)",
+    "sft_refresh/nll": "mean demonstration NLL over this round's SFT-refresh steps (rounds with steps only)",
+    "time/round_hooks": "seconds spent in round-stage interventions after the update (sft_refresh)",
+    "entropy/seqmean_prefilter": "entropy/seqmean over all generated rollouts, before dynamic-sampling filtering (spec §1.1)",
+    "entropy/tokmean_prefilter": "entropy/tokmean over all generated rollouts, before dynamic-sampling filtering (spec §1.1)",
+    "sampling/gen_batches": "rollout batches generated this round by dynamic sampling (spec §3.3)",
+    "sampling/kept_frac": "share of generated groups whose rewards were not all equal (spec §3.3)",
+    "sampling/groups": "prompt groups trained on after dynamic-sampling filtering (spec §3.3)",
+}
+
 # What fit-law and compare read by default: the paper's H is the per-response mean
 # (train_entropy/all in the authors' fork), R a validation score.
 DEFAULT_ENTROPY_KEY = "entropy/seqmean"
@@ -50,6 +75,8 @@ def describe(key: str) -> str:
     """Definition of `key`, with `format/share/<name>` and intervention keys resolved."""
     if key in GLOSSARY:
         return GLOSSARY[key]
+    if key in CONDITIONAL:
+        return CONDITIONAL[key]
     for prefix in ("format/share/", "eval/format/"):
         if key.startswith(prefix):
             return GLOSSARY[f"{prefix}<name>"].replace("<name>", key.removeprefix(prefix))

@@ -14,17 +14,21 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
+from entropyctl import entropy as E
 from entropyctl.advantage import compute_advantage
+from entropyctl.batch import Rollout, Scored
 from entropyctl.config import TrainConfig
 from entropyctl.evaluate import evaluate
-from entropyctl.interventions import Pipeline, build
+from entropyctl.interventions import InterventionError, Pipeline, RoundContext, build
 from entropyctl.lab.task import AdditionTask
 from entropyctl.metrics import round_metrics
 from entropyctl.policy import load_policy
 from entropyctl.rescore import rescore
 from entropyctl.reward import score
 from entropyctl.rollout import sample
+from entropyctl.sampling import concat_rollouts, informative_groups, kept_rows, renumber_groups
 from entropyctl.runstore import RunWriter, create_run
 from entropyctl.update import Divergence, make_optimizer, update
 
@@ -56,17 +60,47 @@ class RunState:
 
 def run_round(r: int, s: RunState, cfg: TrainConfig) -> dict[str, float]:
     t, ro_cfg = Timer(), cfg.rollout
-    problems = s.task.sample_train(s.prompt_rng, ro_cfg.prompts_per_round)
+    G, want = ro_cfg.group_size, ro_cfg.prompts_per_round
+    rollouts, rewards_parts, formats = [], [], []
     with t("rollout"):
-        ro = sample(s.model, s.tokenizer, problems, ro_cfg.group_size, cfg.task.max_new_tokens,
-                    ro_cfg.temperature, s.sample_gen, backend=ro_cfg.backend)
-    rewards, formats = score(ro, s.task)
+        # Dynamic sampling (spec §3.3): more batches until `want` groups have mixed rewards.
+        for _ in range(ro_cfg.max_gen_batches if ro_cfg.dynamic_sampling else 1):
+            problems = s.task.sample_train(s.prompt_rng, want)
+            ro = sample(s.model, s.tokenizer, problems, G, cfg.task.max_new_tokens,
+                        ro_cfg.temperature, s.sample_gen, backend=ro_cfg.backend)
+            rw, fm = score(ro, s.task)
+            rollouts.append(ro)
+            rewards_parts.append(rw)
+            formats.extend(fm)
+            if int(informative_groups(torch.cat(rewards_parts), G).sum()) >= want:
+                break
+    ro, rewards = concat_rollouts(rollouts, s.tokenizer.pad_token_id), torch.cat(rewards_parts)
+    n_sampled = ro.completion_mask.sum().item()  # every generated token, kept or not
     with t("rescore"):
         scored = rescore(s.model, s.base, ro, ro_cfg.temperature)
-    adv = compute_advantage(rewards, ro_cfg.group_size, cfg.advantage.estimator, cfg.advantage.eps)
+    sampled = {}
+    if ro_cfg.dynamic_sampling:
+        sampled = prefilter_metrics(ro, scored, rewards, G, len(rollouts))
+        keep = kept_rows(rewards, G, want)
+        if keep.numel() == 0:  # nothing informative: the first batch, unfiltered
+            keep = torch.arange(rollouts[0].size)
+        ro = renumber_groups(ro.select(keep), G)
+        scored = Scored(scored.old_logp[keep], scored.h[keep],
+                        None if scored.ref_logp is None else scored.ref_logp[keep])
+        rewards, formats = rewards[keep], [formats[i] for i in keep.tolist()]
+        sampled["sampling/groups"] = ro.size / G
+    estimator = s.pipeline.advantage_estimator(cfg.advantage.estimator)
+    adv = compute_advantage(rewards, G, estimator, cfg.advantage.eps)
+    plan_mask = s.task.plan_mask(ro.completion_ids, ro.completion_mask, s.tokenizer)  # hicra
     with t("update"):
         stats = update(s.model, s.optimizer, ro, scored, adv, rewards, s.pipeline, cfg.optim,
-                       ro_cfg.temperature, s.sample_gen)
+                       ro_cfg.temperature, s.sample_gen, plan_mask=plan_mask)
+    if s.pipeline.round:
+        with t("round_hooks"):
+            # Its own generator, seeded by (seed, round): hooks never shift the training streams.
+            ctx = RoundContext(r, s.model, s.optimizer, s.tokenizer, s.task,
+                               random.Random(cfg.seed * 1_000_003 + r), cfg.optim.grad_clip)
+            stats.update(s.pipeline.after_round(ctx))
     ev = {}
     if (r + 1) % cfg.eval.every == 0 or r + 1 == cfg.rounds:
         with t("eval"):
@@ -76,11 +110,25 @@ def run_round(r: int, s: RunState, cfg: TrainConfig) -> dict[str, float]:
                           gen, greedy=cfg.eval.greedy, backend=ro_cfg.backend)
     row = {"round": r}
     row.update(round_metrics(ro, scored, rewards, adv, formats, s.task.format_names, ro_cfg.temperature))
+    row.update(sampled)  # reward/mean stays the pre-filter mean (glossary)
     row.update(stats)
     row.update(ev)
     row.update(t.times)
-    row["perf/tokens_per_s"] = ro.completion_mask.sum().item() / max(t.times["time/rollout"], 1e-9)
+    row["perf/tokens_per_s"] = n_sampled / max(t.times["time/rollout"], 1e-9)
     return row
+
+
+def prefilter_metrics(ro: Rollout, scored: Scored, rewards: Tensor, group_size: int,
+                      gen_batches: int) -> dict[str, float]:
+    """What dynamic sampling saw before filtering (spec §1.1: log pre- and post-filter entropy)."""
+    mask = ro.completion_mask
+    return {
+        "reward/mean": rewards.mean().item(),
+        "entropy/seqmean_prefilter": E.seqmean(scored.h, mask).item(),
+        "entropy/tokmean_prefilter": E.tokmean(scored.h, mask).item(),
+        "sampling/gen_batches": float(gen_batches),
+        "sampling/kept_frac": informative_groups(rewards, group_size).float().mean().item(),
+    }
 
 
 def resolve_model_path(cfg: TrainConfig, log=print) -> Path:
@@ -100,6 +148,13 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)  # interventions that pick at random (clip_cov) use it
     pipeline = build(cfg.intervention)
+    if cfg.rollout.dynamic_sampling and cfg.rollout.max_gen_batches < 1:
+        raise InterventionError("rollout.max_gen_batches must be >= 1 with rollout.dynamic_sampling=true")
+    estimator = pipeline.advantage_estimator(cfg.advantage.estimator)
+    agg = pipeline.aggregation(cfg.optim.agg_mode, cfg.optim.loss_scale)
+    if estimator != cfg.advantage.estimator or agg != (cfg.optim.agg_mode, cfg.optim.loss_scale):
+        log(f"{pipeline.label} sets advantage.estimator={estimator}, optim.agg_mode={agg[0]}, "
+            f"optim.loss_scale={agg[1]}")
     task = AdditionTask(cfg.task)
     path = resolve_model_path(cfg, log)
     model, tokenizer = load_policy(path, cfg.model.attn_impl)

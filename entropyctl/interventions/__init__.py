@@ -1,17 +1,30 @@
 """The intervention registry: each intervention is one small pure function over tensors plus
-its own config dataclass, registered under its module name at one *stage* of the loss.
+its own config dataclass, registered under its module name at one *stage* of the round.
 
-Stages compose, so the update step never branches on names:
+Stages compose, so the update step and the round loop never branch on names:
 
-    advantage  (TokenBatch, cfg) -> TokenBatch               token-level advantage shaping
-    mask       (TokenBatch, cfg) -> (TokenBatch, stats)       narrow the tokens that train
-    surrogate  (TokenBatch, cfg) -> (loss (B, T), stats)      exactly one; `grpo` by default
+    settings   (cfg) -> RunSettings                           run-level choices (dr_grpo)
+    advantage  (TokenBatch, cfg) -> (TokenBatch, stats)       token-level advantage shaping (hicra)
+    mask       (TokenBatch, cfg[, chosen]) -> (TokenBatch, stats)
+                                                              narrow the tokens the aggregation counts
+    surrogate  (TokenBatch, cfg[, chosen]) -> (loss (B, T), stats)
+                                                              exactly one; `grpo` by default
     penalty    (TokenBatch, cfg) -> (loss (B, T), stats)      added per token before aggregation
     round      (RoundContext, cfg) -> stats                   extra work after a round's update
 
 `intervention=[clip_higher,entropy_bonus]` stacks a surrogate and a penalty; two surrogates
 at once are a config error. Per-token losses are aggregated once, by `losses.agg_loss`,
-so every intervention follows the run's aggregation mode.
+so every intervention follows the run's aggregation mode. Mask-stage selections only decide
+what the aggregation counts: surrogates and penalties still see every valid token (their
+covariance, top-k and clip statistics are over the loss call, as in the reference forks).
+
+Two optional hooks per intervention, given to `register`:
+  * `select(b, cfg) -> (B, T) bool`: the tokens a selecting intervention picks. With the
+    config's `scope` = `micro_batch` (default: per loss call, the reference behaviour) the
+    stage function selects by itself; with `minibatch` or `round` the update step calls
+    `Pipeline.select` on the wider scope and hands each loss call its rows as `chosen`.
+  * `extra(b, cfg) -> (scalar, stats)`: a term with its own aggregation, added after the
+    per-token loss is aggregated (GPPO's NLL on correct responses).
 """
 
 from __future__ import annotations
@@ -19,16 +32,21 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import pkgutil
+import random
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Optional
 
 from torch import Tensor
 
 from entropyctl.batch import TokenBatch
 from entropyctl.losses import agg_loss
 
-STAGES = ("advantage", "mask", "surrogate", "penalty", "round")
+STAGES = ("settings", "advantage", "mask", "surrogate", "penalty", "round")
 DEFAULT_SURROGATE = "grpo"
+# Where a selecting intervention (clip_cov, kl_cov, forking_tokens) picks its tokens: within
+# each loss call (the reference forks' per-micro-batch behaviour), over the optimiser step's
+# minibatch, or once per round over all rollouts (on the rollout policy, before the update).
+SCOPES = ("micro_batch", "minibatch", "round")
 
 
 class InterventionError(ValueError):
@@ -41,21 +59,47 @@ class Spec:
     stage: str
     config_cls: type
     fn: Callable
+    select: Optional[Callable] = None  # (TokenBatch, cfg) -> (B, T) bool over a wider scope
+    extra: Optional[Callable] = None  # (TokenBatch, cfg) -> (scalar, stats), added after agg
 
 
 REGISTRY: dict[str, Spec] = {}
 
 
-def register(name: str, config_cls: type, stage: str):
+def register(name: str, config_cls: type, stage: str, select: Callable | None = None,
+             extra: Callable | None = None):
     """Decorator: make `fn` the intervention `name` (= module name = YAML name)."""
     if stage not in STAGES:
         raise ValueError(f"stage {stage!r} is not one of {STAGES}")
 
     def deco(fn: Callable) -> Callable:
-        REGISTRY[name] = Spec(name, stage, config_cls, fn)
+        REGISTRY[name] = Spec(name, stage, config_cls, fn, select, extra)
         return fn
 
     return deco
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """Run-level choices a `settings` intervention makes in place of the run's config
+    (None = keep the config's value). The run logs each one it applies."""
+
+    advantage_estimator: Optional[str] = None  # instead of advantage.estimator
+    agg_mode: Optional[str] = None  # instead of optim.agg_mode
+    loss_scale: Optional[float] = None  # instead of optim.loss_scale
+
+
+@dataclass
+class RoundContext:
+    """What a `round` intervention may use after the round's update."""
+
+    round: int
+    model: Any  # the policy, in eval mode; a hook that trains it puts it back in eval mode
+    optimizer: Any  # the run's optimiser
+    tokenizer: Any
+    task: Any  # the task (demonstrations, formats)
+    rng: random.Random  # seeded from (seed, round): never shifts the run's other streams
+    grad_clip: float  # optim.grad_clip
 
 
 def load_all() -> dict[str, Spec]:
@@ -82,40 +126,101 @@ class Pipeline:
     """The selected interventions, bound to their configs, in stage order."""
 
     names: list[str]
-    surrogate: Callable[[TokenBatch], tuple[Tensor, dict]]
+    surrogate: Callable
     advantage: list[Callable] = field(default_factory=list)
     mask: list[Callable] = field(default_factory=list)
     penalty: list[Callable] = field(default_factory=list)
     round: list[Callable] = field(default_factory=list)
+    extra: list[Callable] = field(default_factory=list)
+    selectors: dict[str, tuple[str, Callable]] = field(default_factory=dict)  # name -> (scope, fn)
+    settings: RunSettings = field(default_factory=RunSettings)
     configs: dict[str, Any] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
         return "+".join(self.names)
 
-    def loss(self, b: TokenBatch, agg_mode: str, scale: float | None) -> tuple[Tensor, dict[str, Tensor]]:
-        """Scalar loss for one loss call, and the interventions' statistics."""
+    @property
+    def scopes(self) -> set[str]:
+        """Selection scopes wider than one loss call that the update must prepare."""
+        return {scope for scope, _ in self.selectors.values() if scope != "micro_batch"}
+
+    def advantage_estimator(self, default: str) -> str:
+        return self.settings.advantage_estimator or default
+
+    def aggregation(self, agg_mode: str, scale: float | None) -> tuple[str, float | None]:
+        """(mode, scale) of `losses.agg_loss`: the run's optim values unless an intervention sets them."""
+        s = self.settings
+        return s.agg_mode or agg_mode, scale if s.loss_scale is None else s.loss_scale
+
+    def shape(self, b: TokenBatch) -> tuple[TokenBatch, dict[str, Tensor]]:
         stats: dict[str, Tensor] = {}
         for shape in self.advantage:
-            b = shape(b)
-        for select in self.mask:
-            b, s = select(b)
+            b, s = shape(b)
             stats.update(s)
-        per_token, s = self.surrogate(b)
+        return b, stats
+
+    def select(self, b: TokenBatch, scope: str) -> dict[str, Tensor]:
+        """{name: (B, T) bool} for the selecting interventions whose scope is `scope`, over
+        the tokens of `b` (advantage shaping applied first, as in a loss call)."""
+        b, _ = self.shape(b)
+        return {n: fn(b) for n, (sc, fn) in self.selectors.items() if sc == scope}
+
+    def loss(self, b: TokenBatch, agg_mode: str, scale: float | None,
+             chosen: Mapping[str, Tensor] | None = None) -> tuple[Tensor, dict[str, Tensor]]:
+        """Scalar loss for one loss call, and the interventions' statistics. `chosen` holds
+        this call's rows of selections made over a wider scope (see `select`)."""
+        chosen = chosen or {}
+        b, stats = self.shape(b)
+        counted = b  # what the aggregation counts; mask stages narrow it
+        for select in self.mask:
+            counted, s = select(counted, chosen.get(select.__name__))
+            stats.update(s)
+        per_token, s = self.surrogate(b, chosen.get(self.surrogate.__name__))
         stats.update(s)
         for penalty in self.penalty:
             p, s = penalty(b)
             per_token = per_token + p
             stats.update(s)
-        return agg_loss(per_token, b.mask, agg_mode, scale, b.loss_mask), stats
+        loss = agg_loss(per_token, counted.mask, agg_mode, scale, counted.loss_mask)
+        for extra in self.extra:
+            x, s = extra(b)
+            loss = loss + x
+            stats.update(s)
+        return loss, stats
+
+    def after_round(self, ctx: RoundContext) -> dict[str, float]:
+        stats: dict[str, float] = {}
+        for hook in self.round:
+            stats.update(hook(ctx))
+        return stats
 
 
-def _bind(spec: Spec, cfg: Any) -> Callable:
-    def bound(x):
-        return spec.fn(x, cfg)
+def _bind(name: str, fn: Callable, cfg: Any, pass_chosen: bool = False) -> Callable:
+    """fn with its config bound; `chosen` (a wider scope's selection) only reaches fn when it
+    takes one."""
 
-    bound.__name__ = spec.name
+    def bound(x, chosen=None):
+        return fn(x, cfg, chosen) if pass_chosen else fn(x, cfg)
+
+    bound.__name__ = name
     return bound
+
+
+def _merge_settings(parts: list[tuple[str, RunSettings]]) -> RunSettings:
+    merged: dict[str, tuple[str, Any]] = {}
+    for name, rs in parts:
+        for f in dataclasses.fields(RunSettings):
+            v = getattr(rs, f.name)
+            if v is None:
+                continue
+            if f.name in merged and merged[f.name][1] != v:
+                other, ov = merged[f.name]
+                raise InterventionError(
+                    f"interventions {other} and {name} set {f.name} to {ov!r} and {v!r}: pick one"
+                )
+            merged[f.name] = (name, v)
+    return RunSettings(**{k: v for k, (_, v) in merged.items()})
 
 
 def build(selection: Mapping[str, Mapping[str, Any] | None]) -> Pipeline:
@@ -138,8 +243,22 @@ def build(selection: Mapping[str, Mapping[str, Any] | None]) -> Pipeline:
         chosen = {DEFAULT_SURROGATE: make_config(default, None), **chosen}
     names = list(chosen)
     by_stage: dict[str, list[Callable]] = {s: [] for s in STAGES}
+    extra, selectors, settings = [], {}, []
     for n in names:
-        by_stage[registry[n].stage].append(_bind(registry[n], chosen[n]))
+        spec, cfg = registry[n], chosen[n]
+        scope = getattr(cfg, "scope", "micro_batch")
+        if scope not in SCOPES:
+            raise InterventionError(
+                f"{n}.scope is {scope!r}; choose one of {', '.join(SCOPES)}"
+            )
+        if spec.stage == "settings":
+            settings.append((n, spec.fn(cfg)))
+            continue
+        by_stage[spec.stage].append(_bind(n, spec.fn, cfg, pass_chosen=spec.select is not None))
+        if spec.select is not None:
+            selectors[n] = (scope, _bind(n, spec.select, cfg))
+        if spec.extra is not None:
+            extra.append(_bind(n, spec.extra, cfg))
     return Pipeline(
         names=names,
         surrogate=by_stage["surrogate"][0],
@@ -147,5 +266,8 @@ def build(selection: Mapping[str, Mapping[str, Any] | None]) -> Pipeline:
         mask=by_stage["mask"],
         penalty=by_stage["penalty"],
         round=by_stage["round"],
+        extra=extra,
+        selectors=selectors,
+        settings=_merge_settings(settings),
         configs=chosen,
     )

@@ -13,8 +13,12 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from entropyctl.config import TaskConfig
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 UNKNOWN = "unknown"
 
@@ -64,6 +68,34 @@ class AdditionTask:
             candidates = [value + o for o in self.cfg.error_offsets if value + o >= 0]
             value = rng.choice(candidates)
         return f"{fmt.prefix}{value}"
+
+    def demonstrations(self, rng: random.Random, n: int) -> tuple[list[Problem], list[str]]:
+        """n training problems with correct completions (without end-of-sequence), the
+        formats taken in turn so every format of the corpus appears in equal shares."""
+        problems = self.sample_train(rng, n)
+        comps = [f"{self.formats[i % len(self.formats)].prefix}{p.answer}" for i, p in enumerate(problems)]
+        return problems, comps
+
+    def plan_mask(self, completion_ids: Tensor, completion_mask: Tensor, tokenizer) -> Tensor:
+        """(B, T) float: the planning tokens of each completion (HICRA, spec §8.3).
+
+        In this task the strategy is chosen by the answer-format prefix: planning tokens are
+        the leading completion tokens that agree with a format's prefix tokens (the longest
+        agreement over formats), i.e. the whole prefix of a completion written in a known
+        format, or the part of a prefix a malformed one started. Digits and
+        end-of-sequence are execution tokens."""
+        import torch
+
+        B, T = completion_ids.shape
+        n_plan = torch.zeros(B, dtype=torch.long)
+        for f in self.formats:
+            ids = tokenizer(f.prefix, add_special_tokens=False)["input_ids"][:T]
+            if not ids:
+                continue
+            agree = completion_ids[:, : len(ids)] == torch.tensor(ids, dtype=completion_ids.dtype)
+            n_plan = torch.maximum(n_plan, agree.long().cumprod(1).sum(1))
+        plan = torch.arange(T)[None, :] < n_plan[:, None]
+        return plan.to(completion_mask.dtype) * completion_mask
 
     def classify(self, completion: str) -> str:
         """Name of the format `completion` is written in, or 'unknown'."""
