@@ -84,11 +84,11 @@ def test_multirun_sweep_gives_each_run_its_own_dir(smoke_runs_dir: Path):
     assert out.returncode == 0, out.stderr[-2000:]
     runs = find_runs([smoke_runs_dir / "e2e-sweep"])
     assert sorted((r.intervention, r.seed) for r in runs) == [
-        ("grpo", 0), ("grpo", 1), ("grpo+entropy_bonus", 0), ("grpo+entropy_bonus", 1)]
+        ("entropy_bonus", 0), ("entropy_bonus", 1), ("grpo", 0), ("grpo", 1)]
     assert all(r.status == "finished" and len(r.metrics()) == 2 for r in runs)
     # the same seed and config give the same first round whatever else runs in the sweep
     first = {(r.intervention, r.seed): r.metrics()[0]["reward/mean"] for r in runs}
-    assert first[("grpo", 0)] == first[("grpo+entropy_bonus", 0)]
+    assert first[("grpo", 0)] == first[("entropy_bonus", 0)]
 
 
 def test_same_seed_same_metrics(smoke_runs_dir: Path, smoke_run: Path):

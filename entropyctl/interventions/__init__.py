@@ -136,9 +136,12 @@ class Pipeline:
     settings: RunSettings = field(default_factory=RunSettings)
     configs: dict[str, Any] = field(default_factory=dict)
 
+    # what the user selected: the implicit default surrogate is not part of a run's name
+    selected: list[str] = field(default_factory=list)
+
     @property
     def label(self) -> str:
-        return "+".join(self.names)
+        return "+".join(self.selected or self.names)
 
     @property
     def scopes(self) -> set[str]:
@@ -261,6 +264,7 @@ def build(selection: Mapping[str, Mapping[str, Any] | None]) -> Pipeline:
             extra.append(_bind(n, spec.extra, cfg))
     return Pipeline(
         names=names,
+        selected=list(selection) or [DEFAULT_SURROGATE],
         surrogate=by_stage["surrogate"][0],
         advantage=by_stage["advantage"],
         mask=by_stage["mask"],

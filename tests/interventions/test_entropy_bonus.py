@@ -33,3 +33,9 @@ def test_stacks_on_grpo_and_aggregates_once():
     loss, _ = pipe.loss(b, "token-mean", None)
     # A = 0: only the bonus, token-mean over the two valid tokens
     assert abs(loss.item() - (-0.5 * (1.0 + 3.0) / 2)) < 1e-6
+
+
+def test_run_label_is_what_the_user_selected():
+    assert build({"entropy_bonus": {}}).label == "entropy_bonus"
+    assert build({}).label == "grpo"
+    assert build({"clip_higher": {}, "entropy_bonus": {}}).label == "clip_higher+entropy_bonus"
