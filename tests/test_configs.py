@@ -33,6 +33,17 @@ def test_each_yaml_composes_and_builds(name):
     assert isinstance(pipe.configs[name], REGISTRY[name].config_cls)
 
 
+@pytest.mark.parametrize("name", YAMLS)
+def test_each_yaml_lists_every_parameter_so_plain_overrides_work(name):
+    import dataclasses
+
+    fields = {f.name for f in dataclasses.fields(REGISTRY[name].config_cls)}
+    assert set(compose_train(f"intervention={name}").intervention[name]) == fields
+    field = sorted(fields)[0]
+    # Hydra refuses keys the composed config lacks unless prefixed with '+'
+    compose_train(f"intervention={name}", f"intervention.{name}.{field}=null")
+
+
 def test_each_yaml_names_its_source_in_a_comment():
     for name in YAMLS:
         text = (CONF / "intervention" / f"{name}.yaml").read_text()
