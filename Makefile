@@ -49,3 +49,7 @@ smoke: install ## one 3-round run on a tiny model: checks an install in seconds
 
 clean: ## remove the virtualenv and caches (runs/ is kept)
 	rm -rf $(VENV) .pytest_cache
+
+stress: install ## kill a demo-sized run at 10 random moments, resume each time, check it against an uninterrupted one
+	mkdir -p bench-results
+	$(PY) benchmarks/stress_resume.py --out bench-results

@@ -8,6 +8,7 @@ task code are imported inside the commands, so `entropyctl --help` stays instant
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
@@ -40,8 +41,16 @@ def _root(
         Optional[bool],
         typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = None,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks (also HYDRA_FULL_ERROR=1).")
+    ] = False,
 ) -> None:
     """Entropy-collapse experiments for RL on language models."""
+    if debug:
+        import os
+
+        os.environ["ENTROPYCTL_DEBUG"] = "1"
+        os.environ["HYDRA_FULL_ERROR"] = "1"
 
 
 @app.command(context_settings=_HYDRA_ARGS, add_help_option=False)
@@ -67,12 +76,45 @@ def pretrain(ctx: typer.Context) -> None:
     raise typer.Exit(run_hydra("pretrain", ctx.args))
 
 
+@app.command()
+def resume(
+    run_dir: Annotated[Path, typer.Argument(help="The run directory, runs/<sweep>/<run_id>.")],
+    progress: Annotated[
+        Optional[bool], typer.Option("--progress/--no-progress", help="Progress bar (default: as the run had).")
+    ] = None,
+    threads: Annotated[Optional[int], typer.Option(help="torch threads (default: as the run had).")] = None,
+) -> None:
+    """Continue a killed, interrupted or failed run from its last checkpoint, in its own directory.
+
+    Example: entropyctl resume runs/mine/grpo__lab__s0__20250101-120000
+    (`entropyctl train ... resume=true` does the same for the run its config would start.)
+    """
+    from entropyctl.hydra_entry import resume_cli
+
+    raise typer.Exit(resume_cli(run_dir, progress=progress, threads=threads))
+
+
 app.command("fit-law")(fit_law)
 app.command("compare")(compare)
 
 
 def main() -> None:
-    app(prog_name="entropyctl")
+    try:
+        app(prog_name="entropyctl")
+    except Exception as e:  # one line, not a traceback, unless --debug (docs/reliability.md)
+        import os
+
+        if os.environ.get("ENTROPYCTL_DEBUG") == "1" or os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        from entropyctl.runstore import RunStoreError
+
+        text = str(e).strip().splitlines()
+        if isinstance(e, (RunStoreError, FileNotFoundError)):
+            typer.echo(f"error: {text[0] if text else type(e).__name__}", err=True)
+            sys.exit(2)
+        typer.echo(f"error: {type(e).__name__}: {text[0] if text else ''} (rerun with --debug for the "
+                   "traceback)", err=True)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

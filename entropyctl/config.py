@@ -125,6 +125,12 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 = torch's default
     progress: bool = True
     debug: bool = False
+    # Resume (docs/reliability.md): save weights, optimiser and every RNG state each N rounds
+    # (0 = never); keep the newest `checkpoint_keep` of them. `resume=true` continues the
+    # unfinished run of this sweep with the same config instead of starting a new one.
+    checkpoint_every: int = 10
+    checkpoint_keep: int = 1
+    resume: bool = False
 
 
 def register_schemas() -> None:

@@ -8,9 +8,14 @@ Layout (docs/run-store.md is the user-facing description):
       run.json       id, sweep, intervention, seed, status, times, version, git commit, error
       metrics.jsonl  one JSON object per round, appended and flushed as each round ends
       fit.json       written by `entropyctl fit-law`
+      checkpoints/   the latest resume checkpoint(s) (entropyctl/checkpoint.py)
+      metrics.dropped.jsonl  rows a resume recomputed, kept rather than deleted
+      .lock          held (flock) by the one process writing the run
 
 Writes never truncate or overwrite a run's logs: a new run gets a new directory (created
 exclusively), metrics are only appended, and run.json is replaced atomically (temp + rename).
+A resume rewrites metrics.jsonl once, atomically, to the rows before its checkpoint; the rows it
+recomputes go to metrics.dropped.jsonl (docs/reliability.md).
 No torch here: compare and fit-law read runs through this module.
 """
 
@@ -19,6 +24,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import re
 import socket
 import subprocess
@@ -35,6 +41,8 @@ STATUSES = ("running", "finished", "failed", "diverged", "interrupted")
 RUN_JSON = "run.json"
 METRICS = "metrics.jsonl"
 CONFIG = "config.yaml"
+DROPPED = "metrics.dropped.jsonl"
+LOCK = ".lock"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]{0,199}$")
 
 
@@ -91,9 +99,16 @@ def atomic_write_text(path: Path, text: str) -> None:
 class RunWriter:
     """Appends one metrics row per round and keeps run.json's status current."""
 
-    def __init__(self, path: Path, info: dict[str, Any]):
+    def __init__(self, path: Path, info: dict[str, Any], lock_fd: int | None = None):
         self.path = path
         self.info = info
+        self.lock_fd = lock_fd
+
+    def close(self) -> None:
+        """Release the run's lock (the OS also does when the process dies)."""
+        if self.lock_fd is not None:
+            os.close(self.lock_fd)
+            self.lock_fd = None
 
     @property
     def metrics_path(self) -> Path:
@@ -114,6 +129,26 @@ class RunWriter:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         self.update(status=status, ended=now_iso(), error=error, **fields)
+
+
+def lock_run(path: Path) -> int | None:
+    """An exclusive lock on a run dir, held while one process writes it: a resume never runs
+    beside the live writer. flock is dropped by the OS when its process dies (SIGKILL too)."""
+    if sys.platform == "win32":
+        return None
+    import fcntl
+
+    fd = os.open(Path(path) / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 200).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise RunStoreError(f"{path}: run is being written by {holder}; wait for it to end or stop it "
+                            "first") from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}".encode(), 0)
+    return fd
 
 
 def create_run(
@@ -137,6 +172,7 @@ def create_run(
         except FileExistsError:
             n += 1
             path = sweep_dir / f"{run_id}-{n}"
+    lock_fd = lock_run(path)  # before run.json exists, so no resume can grab a new run
     (path / CONFIG).write_text(config_yaml)
     (path / "overrides.txt").write_text("".join(f"{o}\n" for o in overrides))
     (path / METRICS).touch()
@@ -153,9 +189,79 @@ def create_run(
         "error": None,
         **info,
     }
-    writer = RunWriter(path, full)
+    writer = RunWriter(path, full, lock_fd)
     writer.update()
     return writer
+
+
+def check_status(path: Path, allowed: tuple[str, ...]) -> Run:
+    """The run at `path`, read-only; RunStoreError unless its status is in `allowed`."""
+    path = Path(path)
+    if not is_run_dir(path):
+        raise RunStoreError(f"{path}: not a run directory (no run.json); give runs/<sweep>/<run_id>")
+    run = load_run(path)
+    if run.status not in allowed:
+        raise RunStoreError(f"{path}: run is {run.status}, nothing to resume (only "
+                            f"{', '.join(allowed)} runs resume); start a new run instead")
+    return run
+
+
+def reopen_run(path: Path, allowed: tuple[str, ...]) -> RunWriter:
+    """Lock an existing run for a resume; refuses a run whose status is not in `allowed`.
+    Changes nothing on disk but the lock file: the caller marks it running when it starts."""
+    check_status(path, allowed)  # refuse before touching anything (the lock file included)
+    lock_fd = lock_run(Path(path))
+    try:
+        run = check_status(path, allowed)  # again under the lock: a resume beside us may have ended it
+    except BaseException:
+        if lock_fd is not None:
+            os.close(lock_fd)
+        raise
+    return RunWriter(run.path, dict(run.info), lock_fd)
+
+
+def truncate_metrics(run_dir: Path, start: int) -> int:
+    """Keep exactly rounds 0..start-1 in metrics.jsonl, for a resume from round `start`.
+
+    Rows of later rounds (logged after the checkpoint, recomputed by the resume) and a torn
+    last line move to metrics.dropped.jsonl first, each as {"dropped", "reason", "line"}; then
+    metrics.jsonl is replaced atomically. Returns how many lines moved. Raises RunStoreError
+    when a line is corrupted or the kept rounds are not exactly 0..start-1."""
+    path = Path(run_dir) / METRICS
+    read_metrics(path)  # one-line error on a corrupted line
+    lines = path.read_text().split("\n")
+    torn = lines.pop()  # "" unless the writer died inside the last line
+    keep, drop = [], []
+    for line in lines:
+        if not line.strip():
+            continue
+        r = json.loads(line).get("round")
+        if not isinstance(r, int):
+            raise RunStoreError(f"{path}: a metrics row has no integer 'round'; restore the file")
+        (keep if r < start else drop).append(line)
+    rounds = [json.loads(line)["round"] for line in keep]
+    if rounds != list(range(start)):
+        raise RunStoreError(
+            f"{path}: holds rounds {_span(rounds)} but the checkpoint is at round {start} "
+            "(expected 0..{}); restore the file or start a new run".format(start - 1))
+    moved = [(line, f"recomputed by a resume from round {start}") for line in drop]
+    if torn:
+        moved.append((torn, "torn last line (the writer died mid-write)"))
+    if not moved:
+        return 0
+    with open(Path(run_dir) / DROPPED, "a") as f:
+        for line, reason in moved:
+            f.write(json.dumps({"dropped": now_iso(), "reason": reason, "line": line}) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    atomic_write_text(path, "".join(f"{line}\n" for line in keep))
+    return len(moved)
+
+
+def _span(rounds: list[int]) -> str:
+    if not rounds:
+        return "none"
+    return f"{rounds[0]}..{rounds[-1]} ({len(rounds)} rows)"
 
 
 # ----------------------------------------------------------------------------- reading

@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+import os
 import random
+import signal
+import socket
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,10 +18,12 @@ from pathlib import Path
 
 import torch
 from torch import Tensor
+import yaml
 
 from entropyctl import entropy as E
 from entropyctl.advantage import compute_advantage
 from entropyctl.batch import Rollout, Scored
+from entropyctl.checkpoint import config_sha, latest_checkpoint, save_checkpoint
 from entropyctl.config import TrainConfig
 from entropyctl.evaluate import evaluate
 from entropyctl.interventions import InterventionError, Pipeline, RoundContext, build
@@ -29,7 +34,8 @@ from entropyctl.rescore import rescore
 from entropyctl.reward import score
 from entropyctl.rollout import sample
 from entropyctl.sampling import concat_rollouts, informative_groups, kept_rows, renumber_groups
-from entropyctl.runstore import RunWriter, create_run
+from entropyctl.runstore import (CONFIG, DROPPED, METRICS, RunStoreError, RunWriter, check_status, create_run,
+                                 is_run_dir, load_run, now_iso, read_metrics, reopen_run, truncate_metrics)
 from entropyctl.update import Divergence, make_optimizer, update
 
 
@@ -170,8 +176,23 @@ def run_id(cfg: TrainConfig, label: str) -> str:
     return f"{label}__{cfg.model.name}__s{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+RESUMABLE = ("running", "interrupted", "failed")  # running = killed without a word
+# Keys that may differ between a run and the `resume=true` command that finds it again.
+_NOT_COMPARED = ("resume", "progress", "threads", "debug", "runs_dir", "cache_dir", "checkpoint_every",
+                 "checkpoint_keep")
+
+
 def run(cfg: TrainConfig, config_yaml: str, overrides: list[str], log=print) -> Path:
-    """Train one run end to end; returns its run directory."""
+    """Train one run end to end; returns its run directory. With `resume=true`, continue this
+    sweep's unfinished run of the same config instead, or skip it when it already ended."""
+    if cfg.resume:
+        found = find_previous(cfg, config_yaml)
+        if found is not None:
+            status = load_run(found).status
+            if status in RESUMABLE:
+                return resume(found, log, progress=cfg.progress, threads=cfg.threads)
+            log(f"already {status}, not run again: {found}")
+            return found
     state = setup(cfg, log)
     writer = create_run(
         Path(cfg.runs_dir), cfg.sweep, run_id(cfg, state.pipeline.label), config_yaml, overrides,
@@ -180,28 +201,162 @@ def run(cfg: TrainConfig, config_yaml: str, overrides: list[str], log=print) -> 
          "temperature": cfg.rollout.temperature, "formats": state.task.format_names},
     )
     log(f"run dir: {writer.path}")
-    loop(state, cfg, writer, start=0)
+    with _sigterm_as_interrupt():
+        loop(state, cfg, writer, start=0)
     return writer.path
 
 
+def load_config(config_yaml: str, where: Path) -> TrainConfig:
+    """A run's saved config.yaml, safe-loaded and type-checked against TrainConfig."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        data = yaml.safe_load(config_yaml)
+        merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), data if isinstance(data, dict) else {})
+        return OmegaConf.to_object(merged)
+    except (yaml.YAMLError, OmegaConfBaseException) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise RunStoreError(f"{where}: unusable config.yaml ({msg}); restore it or start a new run") from None
+
+
+def _comparable(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in _NOT_COMPARED}
+
+
+def find_previous(cfg: TrainConfig, config_yaml: str) -> Path | None:
+    """The run of this sweep with the same config (up to _NOT_COMPARED), for `resume=true`:
+    the newest resumable one, else the newest that ended, else None."""
+    from entropyctl.interventions import build
+
+    prefix = f"{build(cfg.intervention).label}__{cfg.model.name}__s{cfg.seed}__"
+    want = _comparable(yaml.safe_load(config_yaml))
+    same = []
+    for p in sorted((Path(cfg.runs_dir) / cfg.sweep).glob(prefix + "*")):
+        try:
+            if is_run_dir(p) and _comparable(yaml.safe_load((p / CONFIG).read_text()) or {}) == want:
+                same.append((load_run(p).status, p))
+        except (OSError, yaml.YAMLError, RunStoreError, AttributeError):
+            continue  # not a run this config could have written
+    for wanted in (RESUMABLE, ("finished", "diverged")):
+        hits = [p for status, p in same if status in wanted]
+        if hits:
+            return hits[-1]
+    return None
+
+
+def resume(run_dir: Path, log=print, progress: bool | None = None, threads: int | None = None) -> Path:
+    """Continue a killed, interrupted or failed run in its own directory from its newest
+    checkpoint: metrics.jsonl is cut back to the rounds before it (the cut rows move to
+    metrics.dropped.jsonl) and the rounds after it are recomputed, so each round is logged once."""
+    run_dir = Path(run_dir)
+    # Read-only checks first, so a refused resume changes nothing (not even the lock file).
+    check_status(run_dir, RESUMABLE)
+    try:
+        config_yaml = (run_dir / CONFIG).read_text()
+    except FileNotFoundError:
+        raise RunStoreError(f"{run_dir}: no {CONFIG}, so the run cannot be rebuilt; start a new run") from None
+    cfg = load_config(config_yaml, run_dir / CONFIG)
+    if progress is not None:
+        cfg.progress = progress
+    if threads is not None:
+        cfg.threads = threads
+    read_metrics(run_dir / METRICS)  # a corrupted line: refuse before the slow setup
+    writer = reopen_run(run_dir, RESUMABLE)  # locks the run; refuses finished/diverged ones
+    try:
+        state = setup(cfg, log)
+        ckpt = latest_checkpoint(run_dir, config_sha(config_yaml), log)
+        start = 0
+        if ckpt is not None:
+            ckpt.restore(model=state.model, optimizer=state.optimizer, prompt_rng=state.prompt_rng,
+                         sample_gen=state.sample_gen)
+            start = ckpt.round
+        moved = truncate_metrics(run_dir, start)
+    except BaseException:
+        writer.close()  # nothing of the run was changed: leave it as it was
+        raise
+    resumes = [*writer.info.get("resumes", []), {"at": now_iso(), "from_round": start, "rows_dropped": moved}]
+    writer.update(status="running", ended=None, error=None, host=socket.gethostname(), pid=os.getpid(),
+                  rounds_done=start, resumes=resumes)
+    log(f"resuming {run_dir} at round {start}/{cfg.rounds}"
+        + (f" ({moved} logged line(s) after the checkpoint moved to {DROPPED})" if moved else ""))
+    with _sigterm_as_interrupt():
+        loop(state, cfg, writer, start=start)
+    return run_dir
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a pre-empted job, `kill`) ends the run like Ctrl-C: status `interrupted`."""
+
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    try:
+        old = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, old)
+
+
+# torch.multinomial's message when sampling meets NaN/inf logits (rollout or eval).
+_NONFINITE_PROBS = "probability tensor contains either `inf`, `nan` or element < 0"
+
+
+def _check_weights(model: torch.nn.Module) -> None:
+    """A finite update step can still leave inf/NaN weights; stop before the next round samples."""
+    for name, p in model.named_parameters():
+        if not torch.isfinite(p).all():
+            raise Divergence(f"non-finite weights after the update ({name})")
+
+
 def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> None:
+    """Rounds start..rounds-1: one metrics row each, then run.json, then (every
+    `checkpoint_every` rounds and after the last) a checkpoint of the state before the next."""
     from entropyctl.progress import RoundProgress
 
+    sha = config_sha((writer.path / CONFIG).read_text())
+
+    def checkpoint(next_round: int) -> None:
+        save_checkpoint(writer.path, next_round, model=state.model, optimizer=state.optimizer,
+                        prompt_rng=state.prompt_rng, sample_gen=state.sample_gen,
+                        config_yaml_sha=sha, keep=cfg.checkpoint_keep)
+
+    every = cfg.checkpoint_every
     r = start
     try:
         with RoundProgress(writer.path.name, cfg.rounds, start, enabled=cfg.progress) as bar:
+            if every > 0 and start == 0:
+                checkpoint(0)  # resume never depends on re-running setup the same way
             for r in range(start, cfg.rounds):
-                row = run_round(r, state, cfg)
+                try:
+                    row = run_round(r, state, cfg)
+                except RuntimeError as e:
+                    if _NONFINITE_PROBS not in str(e):
+                        raise
+                    raise Divergence("non-finite logits while sampling (NaN/inf probabilities)") from e
                 writer.append(row)
                 writer.update(rounds_done=r + 1)
+                _check_weights(state.model)
+                if every > 0 and ((r + 1) % every == 0 or r + 1 == cfg.rounds):
+                    checkpoint(r + 1)
                 bar.advance(row)
+        writer.finish("finished")
     except Divergence as e:
         writer.finish("diverged", error=f"round {r}: {e}", diverged_round=r)
+        e.run_dir, e.round = writer.path, r  # for the CLI's one-line report
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
         writer.finish("interrupted", error=f"interrupted in round {r}")
+        e.run_dir = writer.path
         raise
     except Exception as e:
         writer.finish("failed", error=f"round {r}: {type(e).__name__}: {e}".splitlines()[0])
+        e.run_dir = writer.path
         raise
-    writer.finish("finished")
+    finally:
+        writer.close()
