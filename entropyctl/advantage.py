@@ -7,7 +7,6 @@ Responses of one prompt are contiguous groups of equal size G (the rollout guara
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor
 
 

@@ -41,6 +41,9 @@ class Scored:
     h: Tensor  # (B, T) token entropy of the rollout policy
     ref_logp: Optional[Tensor]  # (B, T) log-prob under the frozen base model
 
+    def select(self, idx: Tensor) -> "Scored":
+        return Scored(self.old_logp[idx], self.h[idx], None if self.ref_logp is None else self.ref_logp[idx])
+
 
 @dataclass
 class TokenBatch:

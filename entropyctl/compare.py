@@ -4,7 +4,7 @@ The question: did an intervention keep exploration alive, at what cost in reward
 difference real across seeds? Each run is reduced to one number per metric (a "final" value is
 the mean of its last k logged values); a group's seeds then give a mean with a 95 % Student-t
 interval. Against the baseline group: difference of means with the Welch–Satterthwaite interval,
-Welch's t-test (scipy.stats.ttest_ind, equal_var=False), Holm's step-down correction across the
+Welch's t-test (scipy._stats().ttest_ind, equal_var=False), Holm's step-down correction across the
 groups compared on the same metric, and Hedges' g. The ceiling b - a comes from `fitlaw.fit_law`
 (spec §1.2), t_dom from spec §7.5, pass@k keys from spec §6.
 
@@ -22,11 +22,19 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
 import numpy as np
-from scipy import stats
 
 from entropyctl.fitlaw import fit_law
 from entropyctl.metrics_keys import DEFAULT_ENTROPY_KEY, DEFAULT_PERF_KEY, PER_RESPONSE_ENTROPY_KEY
 from entropyctl.runstore import series
+
+
+def _stats():
+    # scipy.stats takes ~0.7 s to import: only when a test or interval is computed, so that
+    # `entropyctl --help` stays instant.
+    from scipy import stats
+
+    return stats
+
 
 LEVEL = 0.95  # every interval compare reports
 DOM_Q = 0.9  # t_dom threshold: one format's share >= 90 % (spec §7.5 t_dom(q))
@@ -187,7 +195,7 @@ def mean_ci(values: Sequence[float], level: float) -> dict[str, float]:
     m = float(x.mean())
     if n < 2:
         return {"mean": m, "lo": math.nan, "hi": math.nan, "n": 1}
-    half = stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)
+    half = _stats().t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / math.sqrt(n)
     return {"mean": m, "lo": float(m - half), "hi": float(m + half), "n": n}
 
 
@@ -227,11 +235,11 @@ def welch(x: Sequence[float], y: Sequence[float], level: float) -> dict[str, Any
         out["note"] = "zero variance: no test possible"
         return out
     df = se**4 / (vx**2 / (len(xa) - 1) + vy**2 / (len(ya) - 1))
-    half = stats.t.ppf(0.5 + level / 2, df) * se
+    half = _stats().t.ppf(0.5 + level / 2, df) * se
     out["lo"], out["hi"] = out["diff"] - half, out["diff"] + half
     with warnings.catch_warnings():  # scipy's precision warnings are for its user, we checked the spread
         warnings.simplefilter("ignore", RuntimeWarning)
-        out["p"] = float(stats.ttest_ind(xa, ya, equal_var=False).pvalue)
+        out["p"] = float(_stats().ttest_ind(xa, ya, equal_var=False).pvalue)
     out["g"] = hedges_g(xa, ya)
     return out
 

@@ -16,7 +16,15 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy import stats
+
+
+def _stats():
+    # scipy.stats takes ~0.7 s to import: only when a test or interval is computed, so that
+    # `entropyctl --help` stays instant.
+    from scipy import stats
+
+    return stats
+
 
 # var(exp(H)) below this (relative to mean^2) means entropy did not move: refuse to fit.
 MIN_REL_VAR_X = 1e-10
@@ -79,7 +87,7 @@ def unfittable_reason(H: np.ndarray, R: np.ndarray, n_dropped: int = 0) -> str |
 
 
 def _t_quantile(level: float, dof: float) -> float:
-    return float(stats.t.ppf(0.5 + level / 2, dof))
+    return float(_stats().t.ppf(0.5 + level / 2, dof))
 
 
 def fit_law(H: np.ndarray, R: np.ndarray, level: float = 0.95) -> LawFit:
@@ -174,7 +182,7 @@ def _batch_chunk(H: np.ndarray, R: np.ndarray, level: float) -> dict[str, np.nda
         var_slope = s2 / sxx
         var_b = s2 * (1.0 / nf + xm**2 / sxx)
         var_c = var_b + var_slope - 2 * s2 * xm / sxx
-    t = stats.t.ppf(0.5 + level / 2, dof)
+    t = _stats().t.ppf(0.5 + level / 2, dof)
     out = {"n": n, "a": a, "b": b, "ceiling": b - a, "r2": np.where(ok, r2, np.nan),
            "rmse": np.where(ok, rmse, np.nan), "ok": ok}
     for name, centre, var in (("a", a, var_slope), ("b", b, var_b), ("ceiling", b - a, var_c)):

@@ -342,7 +342,7 @@ def run_hydra(command: str, args: list[str]) -> int:
 
 def resume_cli(run_dir: Path, progress: bool | None = None, threads: int | None = None) -> int:
     """`entropyctl resume RUN_DIR`: continue the run with its own saved config."""
-    from entropyctl.train import resume
+    from entropyctl.resume import resume
 
     guarded(lambda: resume(Path(run_dir), progress=progress, threads=threads))
     return 0

@@ -6,7 +6,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-import torch
 from torch import Tensor
 
 from entropyctl import entropy as E

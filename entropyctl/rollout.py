@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from entropyctl.batch import Rollout
+from entropyctl.errors import Divergence
 from entropyctl.policy import encode_prompts, positions
 
 
@@ -39,6 +40,8 @@ def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
     done = torch.zeros(B, dtype=torch.bool)
     steps: list[Tensor] = []
     for _ in range(max_new_tokens):
+        if not torch.isfinite(logits).all():
+            raise Divergence("non-finite logits while sampling")
         if greedy:
             nxt = logits.argmax(-1)
         else:

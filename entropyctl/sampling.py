@@ -1,20 +1,24 @@
 """Dynamic sampling (DAPO, arXiv 2503.14476; spec §3.3): keep a prompt's group only if its
 rewards are not all equal, and generate more batches until enough groups survive.
 
-Pure functions over rewards and rollouts; `train.run_round` drives the generation loop:
-it samples batches of `rollout.prompts_per_round` prompts until `informative_groups` counts
-at least that many groups or `rollout.max_gen_batches` batches were drawn, then trains on the
-first `prompts_per_round` informative groups (`kept_rows`). If fewer survive it trains on
+`collect_rollouts` samples batches of `rollout.prompts_per_round` prompts until
+`informative_groups` counts at least that many groups or `rollout.max_gen_batches` batches were
+drawn; `keep_informative` then keeps the first `prompts_per_round` informative groups
+(`kept_rows`) and reports what was seen before filtering. If fewer survive it trains on
 those; if none does, on the first batch unfiltered (advantages are then all 0, so only
 penalties act) -- verl would raise instead. Groups of size 1 are always kept (verl).
 """
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
 
-from entropyctl.batch import Rollout
+from entropyctl import entropy as E
+from entropyctl.batch import Rollout, Scored
+from entropyctl.config import RolloutConfig
 
 
 def informative_groups(rewards: Tensor, group_size: int) -> Tensor:
@@ -65,3 +69,40 @@ def renumber_groups(ro: Rollout, group_size: int) -> Rollout:
     """Group ids 0..n-1 in order, for a rollout made of whole contiguous groups."""
     ro.group_ids = torch.arange(ro.size // group_size).repeat_interleave(group_size)
     return ro
+
+
+def collect_rollouts(draw: Callable[[], tuple[Rollout, Tensor, list[str]]], cfg: RolloutConfig,
+                     pad_id: int) -> tuple[Rollout, Tensor, list[str], int]:
+    """(rollout, rewards, formats, batches drawn): one batch from `draw`, or with dynamic
+    sampling, batches until enough groups have mixed rewards."""
+    rollouts, rewards, formats = [], [], []
+    for _ in range(cfg.max_gen_batches if cfg.dynamic_sampling else 1):
+        ro, rw, fm = draw()
+        rollouts.append(ro)
+        rewards.append(rw)
+        formats.extend(fm)
+        if int(informative_groups(torch.cat(rewards), cfg.group_size).sum()) >= cfg.prompts_per_round:
+            break
+    return concat_rollouts(rollouts, pad_id), torch.cat(rewards), formats, len(rollouts)
+
+
+def keep_informative(ro: Rollout, scored: Scored, rewards: Tensor, formats: list[str],
+                     cfg: RolloutConfig, batches: int):
+    """The informative groups of a dynamically sampled round, and what it saw before
+    filtering (spec §1.1 asks for pre- and post-filter entropy):
+    (rollout, scored, rewards, formats, prefilter metrics)."""
+    G = cfg.group_size
+    mask = ro.completion_mask
+    seen = {
+        "reward/mean": rewards.mean().item(),  # the glossary's reward is the pre-filter mean
+        "entropy/seqmean_prefilter": E.seqmean(scored.h, mask).item(),
+        "entropy/tokmean_prefilter": E.tokmean(scored.h, mask).item(),
+        "sampling/gen_batches": float(batches),
+        "sampling/kept_frac": informative_groups(rewards, G).float().mean().item(),
+    }
+    keep = kept_rows(rewards, G, cfg.prompts_per_round)
+    if keep.numel() == 0:  # nothing informative: the first batch, unfiltered
+        keep = torch.arange(cfg.prompts_per_round * G)
+    ro = renumber_groups(ro.select(keep), G)
+    seen["sampling/groups"] = ro.size / G
+    return ro, scored.select(keep), rewards[keep], [formats[i] for i in keep.tolist()], seen

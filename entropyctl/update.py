@@ -18,13 +18,10 @@ from torch import Tensor
 from entropyctl.batch import Rollout, Scored, TokenBatch
 from entropyctl.config import OptimConfig
 from entropyctl.entropy import entropy_from_logits
+from entropyctl.errors import Divergence
 from entropyctl.interventions import Pipeline
 from entropyctl.losses import logprobs_from_logits
 from entropyctl.policy import completion_logits
-
-
-class Divergence(RuntimeError):
-    """Non-finite loss, gradient or logits: the run stops as `diverged`."""
 
 
 def make_optimizer(model, cfg: OptimConfig) -> torch.optim.Optimizer:

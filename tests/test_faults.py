@@ -82,7 +82,7 @@ def test_nan_stops_the_run_as_diverged_with_round_and_reason(faults, runs: Path)
     # Logs intact: every file readable, each logged round once.
     assert rounds(run) == list(range(meta["rounds_done"]))
     assert (run / "config.yaml").read_text() and (run / "overrides.txt").read_text()
-    from entropyctl.train import resume
+    from entropyctl.resume import resume
 
     with pytest.raises(RunStoreError, match="run is diverged, nothing to resume"):
         resume(run)

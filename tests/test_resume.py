@@ -132,7 +132,8 @@ def test_resumed_final_state_is_bit_identical(pair):
 
 
 def test_resume_true_skips_a_finished_run(pair, capsys):
-    from entropyctl.train import load_config, run
+    from entropyctl.resume import load_config
+    from entropyctl.train import run
 
     config_yaml = (pair["base"] / "config.yaml").read_text()
     cfg = load_config(config_yaml, pair["base"])
@@ -144,7 +145,7 @@ def test_resume_true_skips_a_finished_run(pair, capsys):
 
 
 def test_resume_refuses_a_live_run(pair, tmp_path):
-    from entropyctl.train import resume
+    from entropyctl.resume import resume
 
     run = Path(shutil.copytree(pair["run"], tmp_path / "live"))
     info = json.loads((run / "run.json").read_text())

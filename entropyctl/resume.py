@@ -1,0 +1,116 @@
+"""Resuming a run: find it again (`train ... resume=true`), check it can go on, restore its
+newest checkpoint and cut metrics.jsonl back to the rounds before it, so that every round is
+logged exactly once (docs/reliability.md). The cut rows move to metrics.dropped.jsonl."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+import yaml
+
+from entropyctl.checkpoint import config_sha, latest_checkpoint
+from entropyctl.config import TrainConfig
+from entropyctl.runstore import (CONFIG, DROPPED, METRICS, RunStoreError, check_status, is_run_dir,
+                                 load_run, now_iso, read_metrics, reopen_run, truncate_metrics)
+from entropyctl.train import _sigterm_as_interrupt, loop, setup
+
+RESUMABLE = ("running", "interrupted", "failed")  # running = killed without a word
+# Keys that may differ between a run and the `resume=true` command that finds it again.
+_NOT_COMPARED = ("resume", "progress", "threads", "debug", "runs_dir", "cache_dir", "checkpoint_every",
+                 "checkpoint_keep")
+
+
+def load_config(config_yaml: str, where: Path) -> TrainConfig:
+    """A run's saved config.yaml, safe-loaded and type-checked against TrainConfig."""
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        data = yaml.safe_load(config_yaml)
+        merged = OmegaConf.merge(OmegaConf.structured(TrainConfig), data if isinstance(data, dict) else {})
+        return OmegaConf.to_object(merged)
+    except (yaml.YAMLError, OmegaConfBaseException) as e:
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise RunStoreError(f"{where}: unusable config.yaml ({msg}); restore it or start a new run") from None
+
+
+def _comparable(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k not in _NOT_COMPARED}
+
+
+def find_previous(cfg: TrainConfig, config_yaml: str) -> Path | None:
+    """The run of this sweep with the same config (up to _NOT_COMPARED), for `resume=true`:
+    the newest resumable one, else the newest that ended, else None."""
+    from entropyctl.interventions import build
+
+    prefix = f"{build(cfg.intervention).label}__{cfg.model.name}__s{cfg.seed}__"
+    want = _comparable(yaml.safe_load(config_yaml))
+    same = []
+    for p in sorted((Path(cfg.runs_dir) / cfg.sweep).glob(prefix + "*")):
+        try:
+            if is_run_dir(p) and _comparable(yaml.safe_load((p / CONFIG).read_text()) or {}) == want:
+                same.append((load_run(p).status, p))
+        except (OSError, yaml.YAMLError, RunStoreError, AttributeError):
+            continue  # not a run this config could have written
+    for wanted in (RESUMABLE, ("finished", "diverged")):
+        hits = [p for status, p in same if status in wanted]
+        if hits:
+            return hits[-1]
+    return None
+
+
+def resume(run_dir: Path, log=print, progress: bool | None = None, threads: int | None = None) -> Path:
+    """Continue a killed, interrupted or failed run in its own directory from its newest
+    checkpoint: metrics.jsonl is cut back to the rounds before it (the cut rows move to
+    metrics.dropped.jsonl) and the rounds after it are recomputed, so each round is logged once."""
+    run_dir = Path(run_dir)
+    # Read-only checks first, so a refused resume changes nothing (not even the lock file).
+    check_status(run_dir, RESUMABLE)
+    try:
+        config_yaml = (run_dir / CONFIG).read_text()
+    except FileNotFoundError:
+        raise RunStoreError(f"{run_dir}: no {CONFIG}, so the run cannot be rebuilt; start a new run") from None
+    cfg = load_config(config_yaml, run_dir / CONFIG)
+    if progress is not None:
+        cfg.progress = progress
+    if threads is not None:
+        cfg.threads = threads
+    read_metrics(run_dir / METRICS)  # a corrupted line: refuse before the slow setup
+    writer = reopen_run(run_dir, RESUMABLE)  # locks the run; refuses finished/diverged ones
+    try:
+        state = setup(cfg, log)
+        ckpt = latest_checkpoint(run_dir, config_sha(config_yaml), log)
+        start = 0
+        if ckpt is not None:
+            ckpt.restore(model=state.model, optimizer=state.optimizer, prompt_rng=state.prompt_rng,
+                         sample_gen=state.sample_gen)
+            start = ckpt.round
+        moved = truncate_metrics(run_dir, start)
+    except BaseException:
+        writer.close()  # nothing of the run was changed: leave it as it was
+        raise
+    resumes = [*writer.info.get("resumes", []), {"at": now_iso(), "from_round": start, "rows_dropped": moved}]
+    writer.update(status="running", ended=None, error=None, host=socket.gethostname(), pid=os.getpid(),
+                  rounds_done=start, resumes=resumes)
+    log(f"resuming {run_dir} at round {start}/{cfg.rounds}"
+        + (f" ({moved} logged line(s) after the checkpoint moved to {DROPPED})" if moved else ""))
+    with _sigterm_as_interrupt():
+        loop(state, cfg, writer, start=start)
+    return run_dir
+
+
+
+
+def resume_matching(cfg: TrainConfig, config_yaml: str, log=print) -> Path | None:
+    """For `train ... resume=true`: resume this sweep's run of the same config, or leave an
+    ended one as it is; None when there is none (the caller starts a new run)."""
+    found = find_previous(cfg, config_yaml)
+    if found is None:
+        return None
+    status = load_run(found).status
+    if status in RESUMABLE:
+        return resume(found, log, progress=cfg.progress, threads=cfg.threads)
+    log(f"already {status}, not run again: {found}")
+    return found
