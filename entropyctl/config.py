@@ -18,8 +18,10 @@ from hydra.core.config_store import ConfigStore
 @dataclass
 class ModelConfig:
     name: str = "lab"
-    # A local Hugging Face checkpoint directory (model + tokenizer). None = the embedded lab
-    # model, built and pretrained by entropyctl and cached under runs/.cache/base-<hash>/.
+    # lab: the embedded model, built and pretrained by entropyctl (cached by config hash);
+    # hf: a local Hugging Face checkpoint at `path`.
+    kind: str = "lab"
+    # The checkpoint directory (model + tokenizer) for kind=hf. Nothing is ever downloaded.
     path: Optional[str] = None
     # Lab architecture (LlamaConfig); the prototype's values (issue 2).
     hidden: int = 96

@@ -199,6 +199,12 @@ def check_config(cfg: TrainConfig, command: str) -> None:
         check_name(cfg.model.name, "model.name")
     except RunStoreError as e:
         raise BadInput(str(e)) from None
+    if cfg.model.kind not in ("lab", "hf"):
+        raise BadInput(f"unknown model.kind {cfg.model.kind!r}; choose lab (the embedded model) or hf "
+                       "(a local checkpoint at model.path)")
+    if cfg.model.kind == "hf" and not cfg.model.path:
+        raise BadInput("model=hf needs the checkpoint: add model.path=/path/to/checkpoint (a local "
+                       "directory saved with save_pretrained)")
     if cfg.model.path and not (Path(cfg.model.path) / "config.json").is_file():
         raise BadInput(f"model.path {cfg.model.path!r} is not a local Hugging Face checkpoint (no "
                        "config.json); give a directory saved with save_pretrained, or leave model.path "

@@ -105,7 +105,9 @@ def run_round(r: int, s: RunState, cfg: TrainConfig) -> dict[str, float]:
 
 
 def resolve_model_path(cfg: TrainConfig, log=print) -> Path:
-    if cfg.model.path:
+    if cfg.model.kind == "hf" or cfg.model.path:
+        if not cfg.model.path:
+            raise FileNotFoundError("model=hf needs model.path=/path/to/checkpoint")
         return Path(cfg.model.path)
     from entropyctl.lab.pretrain import ensure_base
 

@@ -61,6 +61,7 @@ ROWS = [
         ("intervention 'clip_cov' is not selected", "intervention=clip_cov")),
     Row("missing-model-path", (*T, "model.path={W}/no-such-model"),
         ("no-such-model", "not a local Hugging Face checkpoint", "leave model.path unset")),
+    Row("hf-model-without-path", (*T, "model=hf"), ("model=hf needs the checkpoint", "model.path=")),
     Row("sweep-escapes-runs", (*T, "sweep=../evil"), ("invalid sweep name '../evil'", "no '..'")),
     Row("model-name-escapes-runs", (*T, "model.name=../../x"), ("invalid model.name",)),
     Row("sweep-with-bad-value", ("train", "-m", "experiment=smoke", "runs_dir={W}/runs", "seed=0,x"),

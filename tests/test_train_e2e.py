@@ -99,3 +99,15 @@ def test_same_seed_same_metrics(smoke_runs_dir: Path, smoke_run: Path):
     (orig,) = find_runs([smoke_run])
     strip = lambda rows: [{k: v for k, v in r.items() if not k.startswith(("time/", "perf/"))} for r in rows]
     assert strip(again.metrics()) == strip(orig.metrics())
+
+
+def test_a_local_hugging_face_checkpoint_goes_through_the_same_path(smoke_runs_dir: Path, smoke_run: Path):
+    # the lab's cached base is a plain save_pretrained directory: load it as a user's checkpoint
+    (ckpt,) = [p for p in (smoke_runs_dir / ".cache").iterdir() if p.name.startswith("base-")]
+    assert (ckpt / "config.json").is_file() and (ckpt / "model.safetensors").is_file()
+    out = entropyctl("train", "experiment=smoke", "model=hf", f"model.path={ckpt}", "model.name=mine",
+                     "sweep=e2e-hf", "rounds=2", f"runs_dir={smoke_runs_dir}", "progress=false")
+    assert out.returncode == 0, out.stderr[-2000:]
+    (run,) = find_runs([smoke_runs_dir / "e2e-hf"])
+    assert run.status == "finished" and run.id.startswith("grpo__mine__s0__")
+    assert run.config()["model"]["kind"] == "hf" and len(run.metrics()) == 2
