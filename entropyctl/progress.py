@@ -10,10 +10,10 @@ class RoundProgress:
         self.enabled = enabled
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("reward {task.fields[reward]}  H {task.fields[entropy]}"),
+            TextColumn("reward {task.fields[reward]} H {task.fields[entropy]}"),
             TimeElapsedColumn(), TimeRemainingColumn(), disable=not enabled,
         )
-        self.task = self.progress.add_task(name[:40], total=total, completed=start, reward="-", entropy="-")
+        self.task = self.progress.add_task(name[:32], total=total, completed=start, reward="-", entropy="-")
 
     def __enter__(self) -> "RoundProgress":
         self.progress.__enter__()

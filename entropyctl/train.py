@@ -208,7 +208,8 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
     every = cfg.checkpoint_every
     r = start
     try:
-        with RoundProgress(writer.path.name, cfg.rounds, start, enabled=cfg.progress) as bar:
+        label = f"{writer.info.get('intervention', '')} s{writer.info.get('seed', '')}"
+        with RoundProgress(label, cfg.rounds, start, enabled=cfg.progress) as bar:
             if every > 0 and start == 0:
                 checkpoint(0)  # resume never depends on re-running setup the same way
             for r in range(start, cfg.rounds):
