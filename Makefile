@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 # CPU build of torch: pinned so pip takes the local CPU wheel instead of several GB of CUDA packages.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install demo test test-slow test-gpu bench stress smoke lint clean
+.PHONY: help install demo test test-slow bench stress smoke lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -34,15 +34,15 @@ demo: install ## pretrain the lab model, sweep grpo/clip_cov/entropy_bonus x 100
 test: install ## unit, CLI and end-to-end smoke tests (minutes, CPU)
 	$(BIN)/pytest -q
 
-test-slow: install ## the minutes-long lab checks (collapse happens, bonus slows it)
+test-slow: install ## minutes-long lab checks: GRPO collapses, Clip-Cov keeps entropy and format spread
 	$(BIN)/pytest -q -m slow
-
-test-gpu: install ## vLLM backend and GPU rounds (needs a CUDA GPU and `pip install -e .[vllm]`)
-	$(BIN)/pytest -q -m gpu
 
 bench: install ## benchmarks, JSON results in bench-results/
 	mkdir -p bench-results
 	$(PY) benchmarks/run_all.py --out bench-results
+
+lint: install ## pyflakes over the package, tests and benchmarks
+	$(PY) -m pyflakes entropyctl tests benchmarks
 
 smoke: install ## one 3-round run on a tiny model: checks an install in seconds
 	$(BIN)/entropyctl train experiment=smoke sweep=smoke
