@@ -1,0 +1,373 @@
+"""Readers for `entropyctl fit-law`: each turns one log file into records
+(step, flat dict of values, kind train|val, run name), nothing more. Which keys are H and R,
+de-duplication and pairing are `entropyctl.logimport`'s job.
+
+Formats (spec: shared/spec/log-formats.md; `--format` forces one, else auto-detected):
+  run           entropyctl run dirs and sweep dirs (recursive; docs/run-store.md)
+  trl           TRL/HF trainer_state.json (`log_history`), or an output dir with checkpoint-N/
+  trl-console   the dicts the HF progress callback prints (step = index x --logging-steps)
+  verl          verl file-logger JSONL: {"step": N, "data": {...}}
+  verl-console  verl console lines: step:N - key:value - ...
+  wandb-csv     W&B panel CSV exports (Step, "<run> - <metric>"); several files join on step
+  csv, jsonl    generic tables (flat or nested JSON; typed records via split/mode/phase/type/kind)
+
+Input files are opened read-only. A whole file that cannot be read raises LogImportError
+(one line, naming the file and what was expected).
+"""
+
+from __future__ import annotations
+
+import ast
+import csv
+import io
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from entropyctl import runstore
+
+FORMATS = ("auto", "run", "trl", "trl-console", "verl", "verl-console", "wandb-csv", "csv", "jsonl")
+VAL_KINDS = {"val", "eval", "validation", "test"}
+DISCRIMINATORS = ("split", "mode", "phase", "type", "kind")
+
+
+class LogImportError(ValueError):
+    """A file (or the options) cannot be read; the message is one line for the user."""
+
+
+@dataclass
+class Record:
+    step: int | None
+    data: dict[str, Any]
+    kind: str = ""  # "train", "val" or "" (untyped)
+    run: str = ""
+
+
+@dataclass
+class ImportOptions:
+    fmt: str = "auto"
+    step_key: str | None = None
+    entropy_key: str | None = None
+    perf_key: str | None = None
+    where: list[tuple[str, str]] = field(default_factory=list)
+    pairing: str = "auto"  # auto | same | next
+    logging_steps: int | None = None
+
+
+# ----------------------------------------------------------------------------- values
+
+_NP_WRAP = re.compile(r"^(?:np|numpy)\.\w+\((.*)\)$")
+
+
+def to_float(v: Any) -> float:
+    """A metric value as float; NaN for missing (null, NaN, inf, '', non-numeric)."""
+    if isinstance(v, bool) or v is None:
+        return math.nan
+    if isinstance(v, (int, float)):
+        f = float(v)
+    elif isinstance(v, str):
+        s = v.strip()
+        m = _NP_WRAP.match(s)
+        try:
+            f = float(m.group(1) if m else s)
+        except ValueError:
+            return math.nan
+    else:
+        return math.nan
+    return f if math.isfinite(f) else math.nan
+
+
+def to_step(v: Any) -> int | None:
+    if isinstance(v, str) and "/" in v:  # ms-swift "N/M"
+        v = v.split("/", 1)[0]
+    f = to_float(v)
+    return int(round(f)) if math.isfinite(f) else None
+
+
+def flatten(d: dict[str, Any], prefix: str = "", sep: str = "/") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + sep, sep))
+        else:
+            out[key] = v
+    return out
+
+
+def _kind(data: dict[str, Any]) -> str:
+    for d in DISCRIMINATORS:
+        v = str(data.get(d, "")).lower()
+        if v in VAL_KINDS:
+            return "val"
+        if v == "train":
+            return "train"
+    return ""
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def read_text(path: Path, expected: str) -> str:
+    try:
+        raw = path.read_bytes()
+    except IsADirectoryError:
+        raise LogImportError(f"cannot read {path}: it is a directory; expected {expected}") from None
+    except OSError as e:
+        raise LogImportError(f"cannot read {path}: {e.strerror or e}") from None
+    if not raw.strip():
+        raise LogImportError(f"cannot read {path}: the file is empty; expected {expected}")
+    if b"\0" in raw[:4096]:
+        raise LogImportError(f"cannot read {path}: binary file; expected {expected}")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return raw.decode("latin-1")
+
+
+def _json_lines(path: Path, text: str, expected: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """JSON objects, one a line; malformed lines are skipped and counted, a torn last line
+    (no newline: a crash mid-write) dropped. Python's json reads NaN/Infinity tokens."""
+    rows, bad, torn = [], 0, False
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict):
+            rows.append(obj)
+        elif i == len(lines) - 1:
+            torn = True
+        else:
+            bad += 1
+    if not rows:
+        raise LogImportError(f"cannot read {path}: no JSON object lines; expected {expected}")
+    notes = [f"skipped {bad} malformed line(s)"] if bad else []
+    if torn:
+        notes.append("dropped a truncated last line")
+    return rows, notes
+
+
+def detect_format(path: Path) -> str:
+    """The format of `path` from its name and first bytes; LogImportError if none fits."""
+    if path.is_dir():
+        if runstore.is_run_dir(path) or any(runstore.iter_run_dirs([path])):
+            return "run"
+        if _trl_state_file(path):
+            return "trl"
+        raise LogImportError(f"cannot read {path}: no run.json (entropyctl run or sweep) or "
+                             "trainer_state.json (TRL) below it")
+    if path.name == runstore.METRICS and runstore.is_run_dir(path.parent):
+        return "run"
+    expected = "a log in one of: " + ", ".join(FORMATS[1:])
+    text = read_text(path, expected)
+    head = text.lstrip()[:20000]
+    if path.name == "trainer_state.json" or (head.startswith("{") and '"log_history"' in head):
+        return "trl"
+    first = head.split("\n", 1)[0].strip()
+    if first.startswith("{"):
+        try:
+            obj = json.loads(first)
+        except json.JSONDecodeError:
+            obj = None
+        if isinstance(obj, dict) and "step" in obj and isinstance(obj.get("data"), dict):
+            return "verl"
+        if obj is not None:
+            return "jsonl"
+    if re.search(r"(?m)step:\d+ - \S+:", head):
+        return "verl-console"
+    if re.search(r"\{'[^']+': ", head):
+        return "trl-console"
+    if path.suffix.lower() in (".csv", ".tsv") or ("," in first and not first.startswith("{")):
+        header = next(csv.reader(io.StringIO(first)), [])
+        if header and (header[0] in ("Step", "_step", "train/global_step")
+                       or any(" - " in h for h in header[1:])):
+            return "wandb-csv"
+        return "csv"
+    if first.startswith("{"):
+        return "jsonl"  # a first line that is a torn object: let the JSONL reader report
+    raise LogImportError(f"cannot read {path}: not a recognised log; expected {expected} (or force --format)")
+
+
+def _trl_state_file(path: Path) -> Path | None:
+    """trainer_state.json to read in an output dir: the largest checkpoint-N's, or the
+    top-level one if its global_step is larger."""
+    best, best_step = None, -1
+    for ck in path.glob("checkpoint-*/trainer_state.json"):
+        m = re.fullmatch(r"checkpoint-(\d+)", ck.parent.name)
+        if m and int(m.group(1)) > best_step:
+            best, best_step = ck, int(m.group(1))
+    top = path / "trainer_state.json"
+    if top.is_file():
+        try:
+            top_step = int(json.loads(top.read_text()).get("global_step", -1))
+        except (ValueError, AttributeError, TypeError, OSError):
+            top_step = -1
+        if best is None or top_step > best_step:
+            best = top
+    return best
+
+
+def read_trl(path: Path, opts: ImportOptions) -> tuple[list[Record], list[str]]:
+    if path.is_dir():
+        f = _trl_state_file(path)
+        if f is None:
+            raise LogImportError(f"cannot read {path}: no trainer_state.json in it or its checkpoint-N/")
+        path = f
+    expected = "a TRL trainer_state.json with a log_history list"
+    text = read_text(path, expected)
+    try:
+        state = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise LogImportError(f"cannot read {path}: truncated or invalid JSON at line {e.lineno} "
+                             f"({e.msg}); expected {expected}") from None
+    hist = state.get("log_history") if isinstance(state, dict) else None
+    if not isinstance(hist, list):
+        raise LogImportError(f"cannot read {path}: no log_history list; expected {expected}")
+    recs = []
+    for d in hist:
+        if not isinstance(d, dict) or "train_runtime" in d:
+            continue  # the closing summary record
+        metrics = [k for k in d if k not in ("step", "epoch")]
+        kind = "val" if metrics and all(k.startswith("eval_") for k in metrics) else "train"
+        recs.append(Record(to_step(d.get("step")), d, kind))
+    notes = ["C5: TRL averages each log record over logging_steps optimizer steps"]
+    return recs, notes
+
+
+def read_trl_console(path: Path, text: str, opts: ImportOptions) -> tuple[list[Record], list[str]]:
+    if not opts.logging_steps:
+        raise LogImportError(f"cannot read {path}: TRL console output has no step numbers; "
+                             "pass --logging-steps N (the run's logging_steps)")
+    recs, bad, i = [], 0, 0
+    for blob in re.findall(r"\{'[^{}]*\}", text):
+        blob = _NP_INLINE.sub(r"\1", blob)
+        blob = re.sub(r"(?<=[:\s])-?(?:nan|inf)(?=\s*[,}])", "None", blob)
+        try:
+            d = ast.literal_eval(blob)
+        except (ValueError, SyntaxError):
+            bad += 1
+            continue
+        if not isinstance(d, dict) or "train_runtime" in d:
+            continue
+        metrics = [k for k in d if k != "epoch"]
+        if metrics and all(str(k).startswith("eval_") for k in metrics):
+            recs.append(Record(i * opts.logging_steps if i else 0, d, "val"))
+        else:
+            i += 1
+            recs.append(Record(i * opts.logging_steps, d, "train"))
+    if not recs:
+        raise LogImportError(f"cannot read {path}: no printed metric dicts like {{'loss': ..., 'entropy': ...}}")
+    notes = [f"skipped {bad} malformed dict(s)"] if bad else []
+    return recs, notes + ["step = index x --logging-steps (console output has no steps)",
+                          "C5: TRL averages each log record over logging_steps optimizer steps"]
+
+
+_NP_INLINE = re.compile(r"(?:np|numpy)\.\w+\(([^()]*)\)")
+
+
+def read_verl_console(path: Path, text: str) -> tuple[list[Record], list[str]]:
+    recs, bad = [], 0
+    for line in text.splitlines():
+        m = re.search(r"step:(\d+) - (.*)$", line)
+        if not m:
+            continue
+        data: dict[str, Any] = {}
+        for piece in m.group(2).split(" - "):
+            if ":" not in piece:
+                bad += 1
+                continue
+            k, v = piece.rsplit(":", 1)
+            data[k.strip()] = v.strip()
+        recs.append(Record(int(m.group(1)), data))
+    if not recs:
+        raise LogImportError(f"cannot read {path}: no 'step:N - key:value' lines (verl console)")
+    return recs, [f"skipped {bad} malformed key:value piece(s)"] if bad else []
+
+
+def read_csv_table(path: Path, text: str, wandb: bool) -> tuple[list[Record], list[str]]:
+    rows = list(csv.reader(io.StringIO(text)))
+    if len(rows) < 2 or not rows[0]:
+        raise LogImportError(f"cannot read {path}: a CSV needs a header row and data rows")
+    header = [h.strip() for h in rows[0]]
+    recs, short = [], 0
+    for row in rows[1:]:
+        if not any(c.strip() for c in row):
+            continue
+        if len(row) != len(header):
+            short += 1
+            row = (row + [""] * len(header))[: len(header)]
+        cells = dict(zip(header, row))
+        if not wandb:
+            run = "/".join(f"{c}={cells[c]}" for c in ("run", "seed") if cells.get(c, "").strip())
+            recs.append(Record(None, cells, _kind(cells), run))
+            continue
+        by_run: dict[str, dict[str, Any]] = {}
+        for h in header[1:]:
+            if h.endswith(("__MIN", "__MAX")) or cells[h].strip() == "":
+                continue
+            run, metric = h.rsplit(" - ", 1) if " - " in h else (path.stem, h)
+            by_run.setdefault(run, {})[metric] = cells[h]
+        step = to_step(cells[header[0]])
+        recs.extend(Record(step, d, "", run) for run, d in by_run.items())
+    notes = [f"{short} row(s) had the wrong number of cells"] if short else []
+    if wandb:
+        notes.append("W&B panel exports may be down-sampled; for full history use the API "
+                     "(scan_history) or an offline run directory")
+    return recs, notes
+
+
+def read_run(path: Path) -> list[tuple[Path, runstore.Run | None, list[Record], list[str], str | None]]:
+    """Each run below `path`: (dir, Run, records, notes, error). A corrupted run becomes an
+    error for its series only, so one bad run does not hide a sweep."""
+    if path.is_file():
+        path = path.parent
+    out = []
+    for d in runstore.iter_run_dirs([path]):
+        try:
+            run = runstore.load_run(d)
+            mr = runstore.read_metrics(d / runstore.METRICS)
+        except FileNotFoundError:
+            out.append((d, None, [], [], "no metrics.jsonl in the run directory"))
+            continue
+        except runstore.RunStoreError as e:
+            out.append((d, None, [], [], str(e)))
+            continue
+        recs = [Record(None, row, "", run.id) for row in mr.rows]
+        out.append((d, run, recs, list(mr.problems), None))
+    return out
+
+
+def read_records(path: Path, fmt: str, opts: ImportOptions) -> tuple[list[Record], list[str]]:
+    """Records and notes of one file in a known format (not `run`, not `wandb-csv`, which the
+    caller reads per run directory and joins across files)."""
+    if fmt == "trl":
+        return read_trl(path, opts)
+    text = read_text(path, f"a {fmt} log")
+    if fmt == "trl-console":
+        return read_trl_console(path, text, opts)
+    if fmt == "verl-console":
+        return read_verl_console(path, text)
+    if fmt == "csv":
+        return read_csv_table(path, text, wandb=False)
+    rows, notes = _json_lines(path, text, f"{fmt} lines (one JSON object per line)")
+    if fmt == "verl":
+        bad = [r for r in rows if not isinstance(r.get("data"), dict)]
+        if bad:
+            notes.append(f"skipped {len(bad)} line(s) without a 'data' object")
+        recs = [Record(to_step(r.get("step")), r["data"]) for r in rows if isinstance(r.get("data"), dict)]
+        if any("train/num_gen_batches" in r.data for r in recs):
+            notes.append("C4: DAPO dynamic sampling: critic/score/mean is measured on kept groups "
+                         "only (biased towards 0.5); prefer val-core/* with --perf")
+        return recs, notes
+    recs = []
+    for r in rows:  # generic jsonl
+        flat = flatten(r)
+        recs.append(Record(None, flat, _kind(flat), str(flat.get("run", ""))))
+    return recs, notes
