@@ -25,7 +25,7 @@ import numpy as np
 
 from entropyctl.fitlaw import fit_law
 from entropyctl.metrics_keys import DEFAULT_ENTROPY_KEY, DEFAULT_PERF_KEY, PER_RESPONSE_ENTROPY_KEY
-from entropyctl.runstore import series
+from entropyctl.runstore import json_safe, series
 
 
 def _stats():
@@ -347,25 +347,12 @@ def compare_runs(runs: list[RunInput], *, baseline: str | None, last_k: int,
     notes = []
     if base is None:
         notes.append(f"no baseline group ({DEFAULT_BASELINE!r} absent): pass --baseline NAME for tests")
-    return clean({"by": by or "intervention", "baseline": base, "last_k": last_k, "level": LEVEL,
+    return json_safe({"by": by or "intervention", "baseline": base, "last_k": last_k, "level": LEVEL,
                   "include_incomplete": include_incomplete, "metrics": metrics,
                   "groups": groups, "runs": run_rows, "notes": notes})
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def clean(value: Any) -> Any:
-    """JSON-safe copy: non-finite floats become None, numpy scalars plain floats, tuples lists."""
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [clean(v) for v in value]
-    return value
 
 
 def to_json(result: dict[str, Any]) -> str:

@@ -1,17 +1,9 @@
 """Read (step, entropy H, performance R) series out of training logs for `entropyctl fit-law`.
 
-Formats (spec: shared/spec/log-formats.md; `--format` forces one, else auto-detected):
-  run           entropyctl run dirs and sweep dirs (recursive; docs/run-store.md)
-  trl           TRL/HF trainer_state.json (`log_history`), or an output dir with checkpoint-N/
-  trl-console   the dicts the HF progress callback prints (step = index x --logging-steps)
-  verl          verl file-logger JSONL: {"step": N, "data": {...}}
-  verl-console  verl console lines: step:N - key:value - ...
-  wandb-csv     W&B panel CSV exports (Step, "<run> - <metric>"); several files join on step
-  csv, jsonl    generic tables (flat or nested JSON; typed records via split/mode/phase/type/kind)
-
-The readers in `entropyctl.logformats` turn a file into records (step, flat dict, kind
-train|val, run name); this module then picks keys (alias tables, first match wins, equal-rank ties stop with an error),
-de-duplicates restarted steps (last occurrence wins) and pairs R with H:
+The readers in `entropyctl.logformats` (one per format of shared/spec/log-formats.md) turn a
+file into records (step, flat dict, kind train|val, run name); this module then picks keys
+(alias tables, first match wins, equal-rank ties stop with an error), de-duplicates restarted
+steps (last occurrence wins) and pairs R with H:
   same step       train reward and H logged together;
   val -> next     validation R at step s was measured *after* step s's update, so it pairs
                   with the first H logged at a step > s (fallback: same step, then the nearest

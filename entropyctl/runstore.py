@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import sys
 import re
@@ -73,14 +74,20 @@ def git_commit(cwd: Path | None = None) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def _clean(value: Any) -> Any:
-    """JSON-safe: non-finite floats become null (strict JSON readers choke on NaN)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
+def json_safe(value: Any) -> Any:
+    """A strict-JSON copy: NaN/inf become null (strict readers choke on NaN), numpy scalars
+    plain numbers (numbers.Integral/Real cover them without importing numpy), tuples lists."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        f = float(value)
+        return f if math.isfinite(f) else None
     if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
+        return [json_safe(v) for v in value]
     return value
 
 
@@ -115,7 +122,7 @@ class RunWriter:
         return self.path / METRICS
 
     def append(self, row: dict[str, Any]) -> None:
-        line = json.dumps(_clean(row), sort_keys=False) + "\n"
+        line = json.dumps(json_safe(row), sort_keys=False) + "\n"
         with open(self.metrics_path, "a") as f:
             f.write(line)
             f.flush()
@@ -123,7 +130,7 @@ class RunWriter:
 
     def update(self, **fields: Any) -> None:
         self.info.update(fields)
-        atomic_write_text(self.path / RUN_JSON, json.dumps(_clean(self.info), indent=2) + "\n")
+        atomic_write_text(self.path / RUN_JSON, json.dumps(json_safe(self.info), indent=2) + "\n")
 
     def finish(self, status: str, error: str | None = None, **fields: Any) -> None:
         if status not in STATUSES:

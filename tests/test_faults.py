@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from entropyctl.runstore import DROPPED, RunStoreError, create_run, read_metrics
+from tests.helpers import wait_for_single_run
 
 SMOKE = ("experiment=smoke", "progress=false", "threads=1")
 
@@ -29,15 +30,6 @@ def entropyctl(*args: str) -> subprocess.Popen:
                             stderr=subprocess.PIPE, text=True)
 
 
-def only_run(sweep_dir: Path, timeout: float = 120) -> Path:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        found = [p for p in sweep_dir.glob("*") if (p / "run.json").exists()] if sweep_dir.exists() else []
-        if found:
-            assert len(found) == 1, found
-            return found[0]
-        time.sleep(0.02)
-    raise TimeoutError(sweep_dir)
 
 
 def info(run: Path) -> dict:
@@ -60,7 +52,7 @@ def faults(runs: Path) -> dict:
     nan = entropyctl("train", *SMOKE, f"runs_dir={runs}", "sweep=nan", "intervention=entropy_bonus",
                      "optim.lr=1e30", "rounds=4")
     intr = entropyctl("train", *SMOKE, f"runs_dir={runs}", "sweep=intr", "rounds=5", "checkpoint_every=2")
-    run = only_run(runs / "intr")
+    run = wait_for_single_run(runs / "intr")
     while (run / "metrics.jsonl").read_text().count("\n") < 3:
         assert intr.poll() is None, intr.communicate()
         time.sleep(0.01)
@@ -75,7 +67,7 @@ def test_nan_stops_the_run_as_diverged_with_round_and_reason(faults, runs: Path)
     assert proc.returncode == 3, stderr
     assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1
     assert stderr.startswith("error: run diverged in round 0: non-finite")
-    run = only_run(runs / "nan")
+    run = wait_for_single_run(runs / "nan")
     meta = info(run)
     assert meta["status"] == "diverged" and meta["diverged_round"] == 0
     assert meta["error"].startswith("round 0: non-finite") and meta["ended"]

@@ -24,6 +24,7 @@ import torch
 
 from entropyctl.checkpoint import CKPT_DIR, config_sha, latest_checkpoint, list_checkpoints, save_checkpoint
 from entropyctl.runstore import DROPPED, RunStoreError, lock_run, truncate_metrics
+from tests.helpers import wait_for_single_run
 
 ROUNDS = 5
 ARGS = ("experiment=smoke", f"rounds={ROUNDS}", "checkpoint_every=2", "intervention=entropy_bonus",
@@ -36,15 +37,6 @@ def train(*args: str) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def one_run(sweep_dir: Path, timeout: float = 120) -> Path:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        runs = [p for p in sweep_dir.glob("*") if (p / "run.json").exists()] if sweep_dir.exists() else []
-        if runs:
-            assert len(runs) == 1, runs
-            return runs[0]
-        time.sleep(0.02)
-    raise TimeoutError(sweep_dir)
 
 
 def rows(run: Path) -> list[dict]:
@@ -79,8 +71,8 @@ def pair(tmp_path_factory) -> dict:
     pretrain_smoke_base(runs)
     base = train(f"runs_dir={runs}", "sweep=base")
     killed = train(f"runs_dir={runs}", "sweep=killed")
-    base_dir = one_run(runs / "base")
-    run = one_run(runs / "killed")
+    base_dir = wait_for_single_run(runs / "base")
+    run = wait_for_single_run(runs / "killed")
     while (run / "metrics.jsonl").read_text().count("\n") < 3:
         assert killed.poll() is None, killed.communicate()
         time.sleep(0.01)

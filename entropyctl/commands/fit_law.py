@@ -101,20 +101,7 @@ class Result:
             out["bootstrap"] = extra["bootstrap"]
         if self.group is not None:
             out["group"] = self.group
-        return _clean(out)
-
-
-def _clean(v: Any) -> Any:
-    """Strict JSON: NaN/inf become null, numpy scalars plain numbers."""
-    if isinstance(v, dict):
-        return {k: _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    if isinstance(v, (np.floating, float)):
-        return float(v) if math.isfinite(v) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    return v
+        return runstore.json_safe(out)
 
 
 def _fit_points(steps: np.ndarray, H: np.ndarray, R: np.ndarray, opts: Options) -> LawFit:
