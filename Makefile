@@ -8,19 +8,30 @@ STAMP := $(VENV)/.installed-stamp
 # CPU build of torch: pinned so pip takes the local CPU wheel instead of several GB of CUDA packages.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install demo test test-slow bench stress smoke lint clean
+.PHONY: help install lock demo test test-slow bench stress smoke lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
 install: $(STAMP) ## create .venv with CPU torch and entropyctl (editable)
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(TORCH_SPEC)
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -c constraints.txt $(TORCH_SPEC)
+	$(PY) -m pip install -q -c constraints.txt -e ".[test]"
 	touch $(STAMP)
+
+LOCK_VENV := .venv-lock
+lock: ## resolve the newest allowed versions in .venv-lock, run the tests there, and rewrite constraints.txt only if they pass
+	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
+	$(LOCK_VENV)/bin/python -m pip install -q $(TORCH_SPEC)
+	$(LOCK_VENV)/bin/python -m pip install -q -e ".[test]"
+	$(LOCK_VENV)/bin/python -m pytest -q
+	{ sed -n '/^#/p' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable \
+	  | grep -v '^-e ' | sed 's/+cpu$$//'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
+	rm -rf $(LOCK_VENV)
 
 ifndef DEMO_SWEEP
 DEMO_SWEEP := demo-$(shell date +%Y%m%d-%H%M%S)

@@ -6,6 +6,7 @@ The lab's pretrained base and a user's Hugging Face checkpoint load through the 
 
 from __future__ import annotations
 
+import inspect
 from pathlib import Path
 
 import torch
@@ -53,6 +54,14 @@ def encode_prompts(tokenizer, prompts: list[str]) -> tuple[Tensor, Tensor]:
 def positions(mask: Tensor) -> Tensor:
     """Position ids that skip left padding: 0 at each row's first real token."""
     return (mask.cumsum(-1) - 1).clamp(min=0)
+
+
+def cache_kwarg(model) -> str:
+    """The keyword a model's forward takes its KV cache under: transformers 5.2x renamed
+    `past_key_values` to `cache` (the old name warns on every call and is removed in 5.40),
+    while the releases vLLM's CPU build pins still know only the old one."""
+    params = inspect.signature(model.forward).parameters
+    return "cache" if "cache" in params else "past_key_values"
 
 
 def completion_logits(model, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor,

@@ -12,10 +12,11 @@ from typing import Callable
 
 import torch
 from torch import Tensor
+from transformers import DynamicCache
 
 from entropyctl.batch import Rollout
 from entropyctl.errors import Divergence
-from entropyctl.policy import encode_prompts, positions
+from entropyctl.policy import cache_kwarg, encode_prompts, positions
 
 
 def completion_mask_from_ids(ids: Tensor, eos_id: int) -> tuple[Tensor, Tensor]:
@@ -34,8 +35,11 @@ def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     B = prompt_ids.shape[0]
     pos = positions(prompt_mask)
-    out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos, use_cache=True)
-    cache, logits = out.past_key_values, out.logits[:, -1]
+    # Our own cache object, filled in place by every call: no reading it back from the output
+    # under a name that changes between transformers releases.
+    cache = {cache_kwarg(model): DynamicCache()}
+    out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos, use_cache=True, **cache)
+    logits = out.logits[:, -1]
     attn, next_pos = prompt_mask, pos[:, -1:] + 1
     done = torch.zeros(B, dtype=torch.bool)
     steps: list[Tensor] = []
@@ -55,8 +59,8 @@ def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
         # Finished rows keep decoding pad tokens; their outputs are masked out afterwards.
         attn = torch.cat([attn, torch.ones(B, 1, dtype=attn.dtype)], dim=1)
         out = model(input_ids=nxt[:, None], attention_mask=attn, position_ids=next_pos,
-                    past_key_values=cache, use_cache=True)
-        cache, logits, next_pos = out.past_key_values, out.logits[:, -1], next_pos + 1
+                    use_cache=True, **cache)
+        logits, next_pos = out.logits[:, -1], next_pos + 1
     return prompt_ids, prompt_mask, torch.stack(steps, dim=1)
 
 

@@ -77,3 +77,31 @@ def test_rescore_gives_logp_of_sampled_tokens_and_entropy():
     assert torch.equal(sc.old_logp, sc.ref_logp)  # same weights: base == policy
     # entropy of a V-way distribution is at most ln V
     assert sc.h.max().item() <= torch.log(torch.tensor(float(len(TOK)))).item() + 1e-5
+
+
+def test_sampler_uses_the_cache_name_of_the_installed_transformers(capfd):
+    """transformers 5.2x renamed `past_key_values` to `cache` and warns on the old name (on
+    stderr, so every one-line error became three); the sampler must use whichever name the
+    installed release takes, and say nothing."""
+    import inspect
+    import warnings
+
+    from transformers.utils import logging as hf_logging
+
+    from entropyctl.policy import cache_kwarg
+    from entropyctl.rollout import sample_torch
+
+    model = tiny_model()
+    expected = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    assert cache_kwarg(model) == expected
+    hf_logging.set_verbosity_warning()
+    try:
+        capfd.readouterr()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            sample_torch(model, TOK, ["07+12", "3+4"], 6, 1.0, torch.Generator().manual_seed(0))
+        err = capfd.readouterr().err
+    finally:
+        hf_logging.set_verbosity_error()
+    said = [str(w.message) for w in caught if "deprecated" in str(w.message)]
+    assert "deprecated" not in err and not said, (err, said)
