@@ -25,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from entropyctl.fitlaw import fit_law, fit_law_batch  # noqa: E402
+from entropyctl.analysis.fitlaw import fit_law, fit_law_batch  # noqa: E402
 
 CURVE_FIT_SUBSET = 1000
 CURVE_FIT_BUDGET_S = 40.0

@@ -21,7 +21,7 @@ def main(out_dir: str | Path | None = None, rounds: int = 10) -> dict:
     from omegaconf import OmegaConf
 
     from entropyctl.config import register_schemas
-    from entropyctl.train import run_round, setup
+    from entropyctl.train.loop import run_round, setup
 
     register_schemas()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):

@@ -1,3 +1,3 @@
-from entropyctl.cli import main
+from entropyctl.cli.main import main
 
 main()

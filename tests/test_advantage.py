@@ -1,6 +1,6 @@
 import torch
 
-from entropyctl.advantage import compute_advantage, dr_grpo, grpo
+from entropyctl.maths.advantage import compute_advantage, dr_grpo, grpo
 
 
 def test_grpo_worked_values_spec_11():

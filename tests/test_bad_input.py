@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from entropyctl.cli import app
-from entropyctl.runstore import create_run
+from entropyctl.cli.main import app
+from entropyctl.runstore.store import create_run
 
 RUN = "grpo__lab__s0__20250101-000000"
 
@@ -76,14 +76,14 @@ ROWS = [
     Row("resume-corrupted-metrics", ("resume", "{W}/runs/broken/bad-metrics"),
         ("metrics.jsonl:5", "corrupted metrics line")),
     Row("resume-corrupted-run-json", ("resume", "{W}/runs/broken/bad-run-json"), ("corrupted run.json",)),
-    # -- fit-law (entropyctl/commands/fit_law.py)
+    # -- fit-law (entropyctl/cli/fit_law.py)
     Row("fit-law-empty-file", ("fit-law", "{W}/logs/empty.jsonl"), ("empty.jsonl", "empty")),
     Row("fit-law-truncated-file", ("fit-law", "{W}/logs/truncated.jsonl"), ("truncated.jsonl",)),
     Row("fit-law-wrong-format", ("fit-law", "{W}/logs/wrong.png"), ("wrong.png",)),
     Row("fit-law-nan-file", ("fit-law", "{W}/logs/nan.csv"), ("NaN",)),
     Row("fit-law-corrupted-metrics", ("fit-law", "{W}/runs/broken/bad-metrics"), ("corrupted metrics line",)),
     Row("fit-law-corrupted-run-json", ("fit-law", "{W}/runs/broken/bad-run-json"), ("corrupted run.json",)),
-    # -- compare (entropyctl/commands/compare.py)
+    # -- compare (entropyctl/cli/compare.py)
     Row("compare-no-runs", ("compare", "{W}/logs"), ("no runs",)),
     Row("compare-corrupted-metrics", ("compare", "{W}/runs/broken/bad-metrics"), ("corrupted metrics line",)),
     Row("compare-corrupted-run-json", ("compare", "{W}/runs/broken/bad-run-json"), ("corrupted run.json",)),

@@ -8,7 +8,7 @@ import sys
 from typer.testing import CliRunner
 
 from entropyctl import __version__
-from entropyctl.cli import app
+from entropyctl.cli.main import app
 
 runner = CliRunner()
 
@@ -26,7 +26,7 @@ def test_help_lists_the_commands():
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from entropyctl.cli import app; assert 'torch' not in sys.modules, 'torch imported'"
+    code = "import sys; from entropyctl.cli.main import app; assert 'torch' not in sys.modules, 'torch imported'"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
 

@@ -11,8 +11,8 @@ import yaml
 from scipy import stats
 from typer.testing import CliRunner
 
-from entropyctl.cli import app
-from entropyctl.runstore import create_run
+from entropyctl.cli.main import app
+from entropyctl.runstore.store import create_run
 
 runner = CliRunner(env={"COLUMNS": "200"})  # wide enough that rich does not fold the numbers
 
@@ -117,7 +117,7 @@ def test_help_and_no_torch():
     assert res.exit_code == 0
     for opt in ("--by", "--baseline", "--last-k", "--include-incomplete", "--out", "--json", "--debug"):
         assert opt in res.stdout
-    code = ("import sys, entropyctl.commands.compare, entropyctl.compare, entropyctl.report; "
+    code = ("import sys, entropyctl.cli.compare, entropyctl.analysis.compare, entropyctl.analysis.report; "
             "assert 'torch' not in sys.modules and 'matplotlib' not in sys.modules")
     assert subprocess.run([sys.executable, "-c", code]).returncode == 0
 

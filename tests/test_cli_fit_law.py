@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from entropyctl.cli import app
+from entropyctl.cli.main import app
 
 ROOT = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -64,7 +64,7 @@ def sweep(tmp_path):
 
 
 def test_fit_law_and_its_imports_never_load_torch():
-    code = "import sys, entropyctl.commands.fit_law, entropyctl.logimport; assert 'torch' not in sys.modules"
+    code = "import sys, entropyctl.cli.fit_law, entropyctl.analysis.logimport; assert 'torch' not in sys.modules"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                          env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
     assert out.returncode == 0, out.stderr

@@ -1,4 +1,4 @@
-"""entropyctl.compare: per-run summaries, group intervals, Welch vs scipy, Holm, Hedges' g.
+"""entropyctl.analysis.compare: per-run summaries, group intervals, Welch vs scipy, Holm, Hedges' g.
 
 Run stores are written with runstore.create_run and read back the way the command reads them,
 with numbers chosen so every expected value is worked out in a comment.
@@ -13,12 +13,12 @@ import pytest
 import yaml
 from scipy import stats
 
-from entropyctl.commands.compare import load_inputs
-from entropyctl.compare import (
+from entropyctl.cli.compare import load_inputs
+from entropyctl.analysis.compare import (
     CompareError, compare_runs, half_life, hedges_g, holm, mean_ci, reward_auc, run_summary, t_dom,
     welch, winner,
 )
-from entropyctl.runstore import create_run
+from entropyctl.runstore.store import create_run
 
 T975_2 = 4.302652729911275  # t quantile 0.975 with 2 degrees of freedom
 

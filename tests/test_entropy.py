@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from entropyctl import entropy as E
+from entropyctl.maths import entropy as E
 
 
 def test_uniform_over_four_is_ln4():

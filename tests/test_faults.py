@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from entropyctl.runstore import DROPPED, RunStoreError, create_run, read_metrics
+from entropyctl.runstore.store import DROPPED, RunStoreError, create_run, read_metrics
 from tests.helpers import wait_for_single_run
 
 SMOKE = ("experiment=smoke", "progress=false", "threads=1")
@@ -74,7 +74,7 @@ def test_nan_stops_the_run_as_diverged_with_round_and_reason(faults, runs: Path)
     # Logs intact: every file readable, each logged round once.
     assert rounds(run) == list(range(meta["rounds_done"]))
     assert (run / "config.yaml").read_text() and (run / "overrides.txt").read_text()
-    from entropyctl.resume import resume
+    from entropyctl.train.resume import resume
 
     with pytest.raises(RunStoreError, match="run is diverged, nothing to resume"):
         resume(run)
@@ -104,7 +104,7 @@ def test_ctrl_c_marks_interrupted_and_resumes_over_a_torn_line(faults):
 
 
 def test_sigterm_is_an_interrupt():
-    from entropyctl.train import _sigterm_as_interrupt
+    from entropyctl.train.loop import _sigterm_as_interrupt
 
     with pytest.raises(KeyboardInterrupt), _sigterm_as_interrupt():
         os.kill(os.getpid(), signal.SIGTERM)

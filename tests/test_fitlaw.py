@@ -1,4 +1,4 @@
-"""entropyctl.fitlaw: the closed-form fit of R = -a*exp(H) + b (spec §1.2)."""
+"""entropyctl.analysis.fitlaw: the closed-form fit of R = -a*exp(H) + b (spec §1.2)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from entropyctl.fitlaw import (LawFit, early_prediction, fit_law, fit_law_batch, fit_law_bootstrap,
+from entropyctl.analysis.fitlaw import (LawFit, early_prediction, fit_law, fit_law_batch, fit_law_bootstrap,
                                parse_window, window_mask)
 
 A, B = 0.2, 0.75  # R stays in [0.08, 0.55] for H in [0.05, 1.2]

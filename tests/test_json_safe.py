@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from entropyctl.runstore import json_safe
+from entropyctl.runstore.store import json_safe
 
 
 def test_non_finite_become_null_and_numpy_scalars_plain_numbers():

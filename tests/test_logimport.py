@@ -1,4 +1,4 @@
-"""entropyctl.logimport: each importer on small files written here in that format."""
+"""entropyctl.analysis.logimport: each importer on small files written here in that format."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from entropyctl.logimport import (ImportOptions, LogImportError, detect_format, load_series, pair,
+from entropyctl.analysis.logimport import (ImportOptions, LogImportError, detect_format, load_series, pair,
                                   to_float)
 
 NAN = float("nan")

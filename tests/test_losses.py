@@ -1,4 +1,4 @@
-"""Shared loss pieces (entropyctl/losses.py): the four aggregation modes of spec §3.2 on a
+"""Shared loss pieces (entropyctl/maths/losses.py): the four aggregation modes of spec §3.2 on a
 hand-typed batch, the KL estimators of spec §5.4 (values and gradients, straight-through
 included), and the helpers interventions share (top-k mask, NLL, clip shares)."""
 
@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from entropyctl.losses import AGG_MODES, agg_loss, clip_stats, kl_estimate, nll, top_k_mask
+from entropyctl.maths.losses import AGG_MODES, agg_loss, clip_stats, kl_estimate, nll, top_k_mask
 
 # per-token losses and mask; row 2 is an empty response (no valid token)
 LOSS = torch.tensor([[1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [7.0, 8.0, 9.0]])

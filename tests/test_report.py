@@ -1,4 +1,4 @@
-"""entropyctl.report: report.html parses, embeds every plot, escapes hostile run texts."""
+"""entropyctl.analysis.report: report.html parses, embeds every plot, escapes hostile run texts."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from html.parser import HTMLParser
 
 import pytest
 
-from entropyctl.commands.compare import load_inputs
-from entropyctl.compare import compare_runs
-from entropyctl.report import PLOTS, build_report, md_escape
-from entropyctl.runstore import create_run
+from entropyctl.cli.compare import load_inputs
+from entropyctl.analysis.compare import compare_runs
+from entropyctl.analysis.report import PLOTS, build_report, md_escape
+from entropyctl.runstore.store import create_run
 
 HOSTILE_ID = '<script>alert("id")</script>'
 HOSTILE_GROUP = "<img src=x onerror=alert(1)> $\\badmath{$"  # $ would be mathtext in a plot label

@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from entropyctl.checkpoint import CKPT_DIR, config_sha, latest_checkpoint, list_checkpoints, save_checkpoint
-from entropyctl.runstore import DROPPED, RunStoreError, lock_run, truncate_metrics
+from entropyctl.train.checkpoint import CKPT_DIR, config_sha, latest_checkpoint, list_checkpoints, save_checkpoint
+from entropyctl.runstore.store import DROPPED, RunStoreError, lock_run, truncate_metrics
 from tests.helpers import wait_for_single_run
 
 ROUNDS = 5
@@ -52,7 +52,7 @@ def pretrain_smoke_base(runs: Path) -> None:
     from omegaconf import OmegaConf
 
     from entropyctl.config import register_schemas
-    from entropyctl.hydra_entry import CONF_DIR
+    from entropyctl.cli.train_cmd import CONF_DIR
     from entropyctl.lab.pretrain import ensure_base
 
     register_schemas()
@@ -124,8 +124,8 @@ def test_resumed_final_state_is_bit_identical(pair):
 
 
 def test_resume_true_skips_a_finished_run(pair, capsys):
-    from entropyctl.resume import load_config
-    from entropyctl.train import run
+    from entropyctl.train.resume import load_config
+    from entropyctl.train.loop import run
 
     config_yaml = (pair["base"] / "config.yaml").read_text()
     cfg = load_config(config_yaml, pair["base"])
@@ -137,7 +137,7 @@ def test_resume_true_skips_a_finished_run(pair, capsys):
 
 
 def test_resume_refuses_a_live_run(pair, tmp_path):
-    from entropyctl.resume import resume
+    from entropyctl.train.resume import resume
 
     run = Path(shutil.copytree(pair["run"], tmp_path / "live"))
     info = json.loads((run / "run.json").read_text())

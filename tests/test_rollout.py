@@ -8,9 +8,9 @@ from entropyctl.config import ModelConfig, TaskConfig
 from entropyctl.lab.model import build_lab_model
 from entropyctl.lab.task import AdditionTask
 from entropyctl.lab.tokenizer import build_char_tokenizer
-from entropyctl.policy import completion_logits, encode_prompts
-from entropyctl.rescore import rescore
-from entropyctl.rollout import completion_mask_from_ids, sample
+from entropyctl.models.loading import completion_logits, encode_prompts
+from entropyctl.train.rescore import rescore
+from entropyctl.train.rollout import completion_mask_from_ids, sample
 
 TOK = build_char_tokenizer()
 
@@ -88,8 +88,8 @@ def test_sampler_uses_the_cache_name_of_the_installed_transformers(capfd):
 
     from transformers.utils import logging as hf_logging
 
-    from entropyctl.policy import cache_kwarg
-    from entropyctl.rollout import sample_torch
+    from entropyctl.models.loading import cache_kwarg
+    from entropyctl.train.rollout import sample_torch
 
     model = tiny_model()
     expected = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from entropyctl.batch import Rollout
-from entropyctl.sampling import concat_rollouts, informative_groups, kept_rows, renumber_groups
+from entropyctl.maths.batch import Rollout
+from entropyctl.train.sampling import concat_rollouts, informative_groups, kept_rows, renumber_groups
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -61,7 +61,7 @@ def smoke_state(smoke_runs_dir):
     from omegaconf import OmegaConf
 
     from entropyctl.config import register_schemas
-    from entropyctl.train import setup
+    from entropyctl.train.loop import setup
 
     register_schemas()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base=None):
@@ -73,7 +73,7 @@ def smoke_state(smoke_runs_dir):
 
 
 def test_a_round_with_dynamic_sampling_logs_pre_and_post_filter(smoke_state):
-    from entropyctl.train import run_round
+    from entropyctl.train.loop import run_round
 
     state, cfg = smoke_state
     row = run_round(0, state, cfg)
@@ -95,7 +95,7 @@ def test_max_gen_batches_below_one_is_refused(smoke_state):
     from dataclasses import replace
 
     from entropyctl.interventions import InterventionError
-    from entropyctl.train import setup
+    from entropyctl.train.loop import setup
 
     _, cfg = smoke_state
     bad = replace(cfg, rollout=replace(cfg.rollout, max_gen_batches=0))

@@ -1,5 +1,5 @@
 """The selection scope of Clip-Cov / KL-Cov / forking-token masks through the real update
-step (entropyctl/update.py) on a tiny Llama: micro-batches (gradient accumulation) and the
+step (entropyctl/train/update.py) on a tiny Llama: micro-batches (gradient accumulation) and the
 micro_batch | minibatch | round scopes pick the same tokens when they cover the same rows,
 and different ones when they do not."""
 
@@ -9,15 +9,15 @@ import random
 import pytest
 import torch
 
-from entropyctl.advantage import compute_advantage
+from entropyctl.maths.advantage import compute_advantage
 from entropyctl.config import ModelConfig, OptimConfig, TaskConfig
 from entropyctl.interventions import build
 from entropyctl.lab.model import build_lab_model
 from entropyctl.lab.task import AdditionTask
 from entropyctl.lab.tokenizer import build_char_tokenizer
-from entropyctl.rescore import rescore
-from entropyctl.rollout import sample
-from entropyctl.update import update
+from entropyctl.train.rescore import rescore
+from entropyctl.train.rollout import sample
+from entropyctl.train.update import update
 
 G = 4
 

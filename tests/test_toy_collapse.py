@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from entropyctl.runstore import find_runs
+from entropyctl.runstore.store import find_runs
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent

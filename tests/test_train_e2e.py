@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from entropyctl.metrics_keys import GLOSSARY
-from entropyctl.runstore import find_runs
+from entropyctl.runstore.glossary import GLOSSARY
+from entropyctl.runstore.store import find_runs
 
 REQUIRED_FILES = {"config.yaml", "overrides.txt", "run.json", "metrics.jsonl"}
 

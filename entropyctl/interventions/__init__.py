@@ -38,8 +38,8 @@ from typing import Any, Callable, Mapping, Optional
 
 from torch import Tensor
 
-from entropyctl.batch import TokenBatch
-from entropyctl.losses import agg_loss
+from entropyctl.maths.batch import TokenBatch
+from entropyctl.maths.losses import agg_loss
 
 STAGES = ("settings", "advantage", "mask", "surrogate", "penalty", "round")
 DEFAULT_SURROGATE = "grpo"

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions import register
-from entropyctl.losses import centred_cov, masked_mean, ppo_terms
+from entropyctl.maths.losses import centred_cov, masked_mean, ppo_terms
 
 
 @dataclass

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions import register
-from entropyctl.losses import clip_stats, dual_clip, masked_mean, ppo_terms
+from entropyctl.maths.losses import clip_stats, dual_clip, masked_mean, ppo_terms
 
 
 @dataclass

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions import InterventionError, register
-from entropyctl.losses import masked_mean, top_k_mask
+from entropyctl.maths.losses import masked_mean, top_k_mask
 
 NORMALIZE_BY = ("selected", "all")
 

@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions import register
-from entropyctl.losses import clip_stats, dual_clip, masked_mean, nll
+from entropyctl.maths.losses import clip_stats, dual_clip, masked_mean, nll
 
 CORRECT_REWARD = 1.0  # what the task's scoring gives a correct response
 

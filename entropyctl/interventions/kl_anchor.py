@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 from torch import Tensor
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions import InterventionError, register
-from entropyctl.losses import kl_estimate, masked_mean
+from entropyctl.maths.losses import kl_estimate, masked_mean
 
 KINDS = ("k1", "k2", "k3", "abs")
 

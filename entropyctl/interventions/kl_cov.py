@@ -19,9 +19,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions import register
-from entropyctl.losses import centred_cov, masked_mean, top_k_mask
+from entropyctl.maths.losses import centred_cov, masked_mean, top_k_mask
 
 
 @dataclass

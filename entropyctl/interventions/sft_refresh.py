@@ -20,8 +20,8 @@ import torch
 from torch import Tensor
 
 from entropyctl.interventions import InterventionError, RoundContext, register
-from entropyctl.losses import logprobs_from_logits, nll
-from entropyctl.policy import completion_logits, encode_prompts
+from entropyctl.maths.losses import logprobs_from_logits, nll
+from entropyctl.models.loading import completion_logits, encode_prompts
 
 
 @dataclass

@@ -67,7 +67,7 @@ def lr_at(step: int, total: int, warmup: int, peak: float) -> float:
 
 def pretrain(model_cfg: ModelConfig, task_cfg: TaskConfig, out_dir: Path, progress=None) -> dict:
     """Train the lab model from scratch and save it to out_dir; returns its stats."""
-    from entropyctl.evaluate import evaluate
+    from entropyctl.train.evaluate import evaluate
 
     from transformers.utils import logging as hf_logging
 

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from entropyctl.config import TaskConfig
+from entropyctl.tasks.base import UNKNOWN
 
 if TYPE_CHECKING:
     from torch import Tensor
 
-UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 import torch
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions.clip_cov import ClipCovConfig, clip_cov, clip_cov_candidates
-from entropyctl.losses import centred_cov
+from entropyctl.maths.losses import centred_cov
 
 # spec §11: A = [[1,1],[-1,-1]], logp = [[-0.1,-2.0],[-0.5,-3.0]] -> cov = [[1.3,-0.6],[-0.9,1.6]]
 A = torch.tensor([[1.0, 1.0], [-1.0, -1.0]])

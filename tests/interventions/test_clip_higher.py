@@ -2,7 +2,7 @@
 
 import torch
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions import build
 from entropyctl.interventions.clip_higher import ClipHigherConfig, clip_higher
 from entropyctl.interventions.grpo import GrpoConfig, grpo

@@ -4,8 +4,8 @@ normalisation and the seq-mean-token-sum-norm aggregation with a constant scale.
 import pytest
 import torch
 
-from entropyctl.advantage import compute_advantage
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.advantage import compute_advantage
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions import InterventionError, RunSettings, _merge_settings, build
 
 

@@ -2,14 +2,14 @@
 
 import torch
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions import build
 from entropyctl.interventions.entropy_bonus import EntropyBonusConfig, entropy_bonus
 
 
 def test_penalty_is_minus_coef_times_entropy_with_gradient():
     logits = torch.tensor([[[0.0, 1.0, 2.0], [0.0, 0.0, 0.0]]], requires_grad=True)
-    from entropyctl.entropy import entropy_from_logits
+    from entropyctl.maths.entropy import entropy_from_logits
 
     h = entropy_from_logits(logits)
     b = TokenBatch(logp=torch.zeros(1, 2), old_logp=torch.zeros(1, 2), adv=torch.zeros(1, 2),

@@ -5,7 +5,7 @@ case of spec §13, stacking with a surrogate, and the scope option."""
 import pytest
 import torch
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions import InterventionError, build
 from entropyctl.interventions.forking_tokens import ForkingTokensConfig, forking_count, forking_select
 

@@ -5,7 +5,7 @@ responses."""
 import pytest
 import torch
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions import build
 from entropyctl.interventions.clip_higher import ClipHigherConfig, clip_higher
 from entropyctl.interventions.gppo import GppoConfig, gppo, gppo_sft

@@ -4,7 +4,7 @@ import math
 
 import torch
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions.grpo import GrpoConfig, grpo
 
 

@@ -4,7 +4,7 @@ planning tokens are its format prefix."""
 import pytest
 import torch
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.config import TaskConfig
 from entropyctl.interventions import InterventionError, build
 from entropyctl.interventions.hicra import HicraConfig, hicra, hicra_advantage

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions import InterventionError, build
 from entropyctl.interventions.kl_anchor import KlAnchorConfig, kl_anchor
 

@@ -4,7 +4,7 @@ the worked selection of spec §11, the on-policy pitfall of §1.7, and the scope
 import pytest
 import torch
 
-from entropyctl.batch import TokenBatch
+from entropyctl.maths.batch import TokenBatch
 from entropyctl.interventions import build
 from entropyctl.interventions.kl_cov import KlCovConfig, kl_cov, kl_cov_select
 

@@ -12,7 +12,7 @@ from entropyctl.interventions.sft_refresh import SftRefreshConfig, sft_batch, sf
 from entropyctl.lab.model import build_lab_model
 from entropyctl.lab.task import AdditionTask
 from entropyctl.lab.tokenizer import build_char_tokenizer
-from entropyctl.update import make_optimizer
+from entropyctl.train.update import make_optimizer
 
 
 @pytest.fixture()

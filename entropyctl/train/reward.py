@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from entropyctl.batch import Rollout
+from entropyctl.maths.batch import Rollout
 
 
 def score(rollout: Rollout, task) -> tuple[Tensor, list[str]]:

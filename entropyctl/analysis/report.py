@@ -1,6 +1,6 @@
 """The report `entropyctl compare` writes: PNG plots, report.md and a self-contained report.html.
 
-Input is the compare.json object (`entropyctl.compare.compare_runs`) plus the included runs' rows
+Input is the compare.json object (`entropyctl.analysis.compare.compare_runs`) plus the included runs' rows
 for the curves. Everything is built in memory and returned as {file name: bytes}; the command
 writes the files only once all of them exist, so a failure leaves the output folder untouched.
 Every text that comes from a run (ids, group names from configs, error lines) is escaped:
@@ -19,11 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from entropyctl.compare import (
+from entropyctl.analysis.compare import (
     DOM_Q, LEVEL, METRICS, PASS_PREFIX, SHARE_PREFIX, RunInput, band, format_shares, law_points, to_json,
 )
-from entropyctl.metrics_keys import DEFAULT_ENTROPY_KEY, PER_RESPONSE_ENTROPY_KEY
-from entropyctl.runstore import series
+from entropyctl.runstore.glossary import DEFAULT_ENTROPY_KEY, PER_RESPONSE_ENTROPY_KEY
+from entropyctl.runstore.store import series
 
 # file name -> (title, what the reader should look at)
 PLOTS: dict[str, tuple[str, str]] = {

@@ -1,5 +1,5 @@
 """Round metrics from the tensors of a round. The keys and their definitions are in
-`entropyctl.metrics_keys.GLOSSARY` (the glossary); this module only computes them."""
+`entropyctl.runstore.glossary.GLOSSARY` (the glossary); this module only computes them."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ from collections import Counter
 
 from torch import Tensor
 
-from entropyctl import entropy as E
-from entropyctl.batch import Rollout, Scored
-from entropyctl.lab.task import UNKNOWN
-from entropyctl.losses import centred_cov, kl_estimate, masked_mean
+from entropyctl.maths import entropy as E
+from entropyctl.maths.batch import Rollout, Scored
+from entropyctl.tasks.base import UNKNOWN
+from entropyctl.maths.losses import centred_cov, kl_estimate, masked_mean
 
 
 def format_metrics(formats: list[str], names: list[str]) -> dict[str, float]:

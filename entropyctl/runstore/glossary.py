@@ -2,7 +2,7 @@
 
 This module is the single place that names a metric. It imports nothing heavy so that
 `fit-law`, `compare` and the docs can read it without torch. The tensors behind these
-numbers are computed in `entropyctl.metrics`.
+numbers are computed in `entropyctl.train.metrics`.
 
 Entropies are in nats of the temperature-scaled policy (spec §0, §1.1); the temperature
 is logged with them as `entropy/temperature`. Rollout entropies are measured in the

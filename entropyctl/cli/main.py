@@ -14,8 +14,8 @@ from typing import Annotated, Optional
 import typer
 
 from entropyctl import __version__
-from entropyctl.commands.compare import compare
-from entropyctl.commands.fit_law import fit_law
+from entropyctl.cli.compare import compare
+from entropyctl.cli.fit_law import fit_law
 
 app = typer.Typer(
     name="entropyctl",
@@ -60,7 +60,7 @@ def train(ctx: typer.Context) -> None:
     Example: entropyctl train -m intervention=grpo,clip_cov seed=0,1 sweep=mine
     (`entropyctl train --help` lists the config groups and their options.)
     """
-    from entropyctl.hydra_entry import run_hydra
+    from entropyctl.cli.train_cmd import run_hydra
 
     raise typer.Exit(run_hydra("train", ctx.args))
 
@@ -71,7 +71,7 @@ def pretrain(ctx: typer.Context) -> None:
 
     Example: entropyctl pretrain experiment=smoke
     """
-    from entropyctl.hydra_entry import run_hydra
+    from entropyctl.cli.train_cmd import run_hydra
 
     raise typer.Exit(run_hydra("pretrain", ctx.args))
 
@@ -89,7 +89,7 @@ def resume(
     Example: entropyctl resume runs/mine/grpo__lab__s0__20250101-120000
     (`entropyctl train ... resume=true` does the same for the run its config would start.)
     """
-    from entropyctl.hydra_entry import resume_cli
+    from entropyctl.cli.train_cmd import resume_cli
 
     raise typer.Exit(resume_cli(run_dir, progress=progress, threads=threads))
 
@@ -106,7 +106,7 @@ def main() -> None:
 
         if os.environ.get("ENTROPYCTL_DEBUG") == "1" or os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
-        from entropyctl.runstore import RunStoreError
+        from entropyctl.runstore.store import RunStoreError
 
         text = str(e).strip().splitlines()
         if isinstance(e, (RunStoreError, FileNotFoundError)):

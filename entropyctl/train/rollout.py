@@ -14,9 +14,9 @@ import torch
 from torch import Tensor
 from transformers import DynamicCache
 
-from entropyctl.batch import Rollout
+from entropyctl.maths.batch import Rollout
 from entropyctl.errors import Divergence
-from entropyctl.policy import cache_kwarg, encode_prompts, positions
+from entropyctl.models.loading import cache_kwarg, encode_prompts, positions
 
 
 def completion_mask_from_ids(ids: Tensor, eos_id: int) -> tuple[Tensor, Tensor]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import torch
 
-from entropyctl.batch import Rollout, Scored
-from entropyctl.entropy import entropy_from_logits
-from entropyctl.losses import logprobs_from_logits
-from entropyctl.policy import completion_logits
+from entropyctl.maths.batch import Rollout, Scored
+from entropyctl.maths.entropy import entropy_from_logits
+from entropyctl.maths.losses import logprobs_from_logits
+from entropyctl.models.loading import completion_logits
 
 
 @torch.no_grad()

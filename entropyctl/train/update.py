@@ -15,13 +15,13 @@ from collections import defaultdict
 import torch
 from torch import Tensor
 
-from entropyctl.batch import Rollout, Scored, TokenBatch
+from entropyctl.maths.batch import Rollout, Scored, TokenBatch
 from entropyctl.config import OptimConfig
-from entropyctl.entropy import entropy_from_logits
+from entropyctl.maths.entropy import entropy_from_logits
 from entropyctl.errors import Divergence
 from entropyctl.interventions import Pipeline
-from entropyctl.losses import logprobs_from_logits
-from entropyctl.policy import completion_logits
+from entropyctl.maths.losses import logprobs_from_logits
+from entropyctl.models.loading import completion_logits
 
 
 def make_optimizer(model, cfg: OptimConfig) -> torch.optim.Optimizer:

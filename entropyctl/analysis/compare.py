@@ -23,9 +23,9 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from entropyctl.fitlaw import fit_law
-from entropyctl.metrics_keys import DEFAULT_ENTROPY_KEY, DEFAULT_PERF_KEY, PER_RESPONSE_ENTROPY_KEY
-from entropyctl.runstore import json_safe, series
+from entropyctl.analysis.fitlaw import fit_law
+from entropyctl.runstore.glossary import DEFAULT_ENTROPY_KEY, DEFAULT_PERF_KEY, PER_RESPONSE_ENTROPY_KEY
+from entropyctl.runstore.store import json_safe, series
 
 
 def _stats():

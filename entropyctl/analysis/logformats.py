@@ -1,6 +1,6 @@
 """Readers for `entropyctl fit-law`: each turns one log file into records
 (step, flat dict of values, kind train|val, run name), nothing more. Which keys are H and R,
-de-duplication and pairing are `entropyctl.logimport`'s job.
+de-duplication and pairing are `entropyctl.analysis.logimport`'s job.
 
 Formats (spec: shared/spec/log-formats.md; `--format` forces one, else auto-detected):
   run           entropyctl run dirs and sweep dirs (recursive; docs/run-store.md)
@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from entropyctl import runstore
+from entropyctl.runstore import store as runstore
 
 FORMATS = ("auto", "run", "trl", "trl-console", "verl", "verl-console", "wandb-csv", "csv", "jsonl")
 VAL_KINDS = {"val", "eval", "validation", "test"}

@@ -16,21 +16,21 @@ from pathlib import Path
 
 import torch
 
-from entropyctl.advantage import compute_advantage
-from entropyctl.checkpoint import config_sha, save_checkpoint
+from entropyctl.maths.advantage import compute_advantage
+from entropyctl.train.checkpoint import config_sha, save_checkpoint
 from entropyctl.config import TrainConfig
 from entropyctl.errors import Divergence
-from entropyctl.evaluate import evaluate
+from entropyctl.train.evaluate import evaluate
 from entropyctl.interventions import InterventionError, Pipeline, RoundContext, build
-from entropyctl.lab.task import AdditionTask
-from entropyctl.metrics import round_metrics
-from entropyctl.policy import load_policy
-from entropyctl.rescore import rescore
-from entropyctl.reward import score
-from entropyctl.rollout import sample
-from entropyctl.runstore import CONFIG, RunWriter, create_run
-from entropyctl.sampling import collect_rollouts, keep_informative
-from entropyctl.update import make_optimizer, update
+from entropyctl.train.metrics import round_metrics
+from entropyctl.models.loading import load_policy
+from entropyctl.train.rescore import rescore
+from entropyctl.train.reward import score
+from entropyctl.train.rollout import sample
+from entropyctl.runstore.store import CONFIG, RunWriter, create_run
+from entropyctl.train.sampling import collect_rollouts, keep_informative
+from entropyctl.tasks import Task, build as build_task
+from entropyctl.train.update import make_optimizer, update
 
 
 class Timer:
@@ -52,7 +52,7 @@ class RunState:
     base: torch.nn.Module | None
     tokenizer: object
     optimizer: torch.optim.Optimizer
-    task: AdditionTask
+    task: Task
     pipeline: Pipeline
     prompt_rng: random.Random  # which prompts each round draws
     sample_gen: torch.Generator  # token sampling and minibatch order
@@ -109,8 +109,9 @@ def resolve_model_path(cfg: TrainConfig, log=print) -> Path:
         if not cfg.model.path:
             raise FileNotFoundError("model=hf needs model.path=/path/to/checkpoint")
         return Path(cfg.model.path)
-    from entropyctl.lab.pretrain import ensure_base
+    from entropyctl import plugins
 
+    ensure_base = plugins.load(plugins.MODELS, cfg.model.kind)
     path, stats, reused = ensure_base(cfg.model, cfg.task, cfg.cache_dir)
     verb = "reused" if reused else "pretrained"
     log(f"base model {verb}: {path} (loss {stats['final_loss']:.3f}, sampled acc "
@@ -129,7 +130,7 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
     if estimator != cfg.advantage.estimator or agg != (cfg.optim.agg_mode, cfg.optim.loss_scale):
         log(f"{pipeline.label} sets advantage.estimator={estimator}, optim.agg_mode={agg[0]}, "
             f"optim.loss_scale={agg[1]}")
-    task = AdditionTask(cfg.task)
+    task = build_task(cfg.task)
     path = resolve_model_path(cfg, log)
     model, tokenizer = load_policy(path, cfg.model.attn_impl)
     base, _ = load_policy(path, cfg.model.attn_impl)
@@ -150,7 +151,7 @@ def run(cfg: TrainConfig, config_yaml: str, overrides: list[str], log=print) -> 
     """Train one run end to end; returns its run directory. With `resume=true`, continue this
     sweep's unfinished run of the same config instead, or skip it when it already ended."""
     if cfg.resume:
-        from entropyctl.resume import resume_matching
+        from entropyctl.train.resume import resume_matching
 
         found = resume_matching(cfg, config_yaml, log)
         if found is not None:
@@ -196,7 +197,7 @@ def _check_weights(model: torch.nn.Module) -> None:
 def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> None:
     """Rounds start..rounds-1: one metrics row each, then run.json, then (every
     `checkpoint_every` rounds and after the last) a checkpoint of the state before the next."""
-    from entropyctl.progress import RoundProgress
+    from entropyctl.train.progress import RoundProgress
 
     sha = config_sha((writer.path / CONFIG).read_text())
 

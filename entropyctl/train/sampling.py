@@ -16,8 +16,8 @@ from typing import Callable
 import torch
 from torch import Tensor
 
-from entropyctl import entropy as E
-from entropyctl.batch import Rollout, Scored
+from entropyctl.maths import entropy as E
+from entropyctl.maths.batch import Rollout, Scored
 from entropyctl.config import RolloutConfig
 
 

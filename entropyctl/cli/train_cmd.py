@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from entropyctl.config import TrainConfig, register_schemas
 
 # conf/ sits at the repository root, beside the package (editable install).
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 EXIT_BAD_INPUT, EXIT_FAILED, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 3, 130
 
@@ -192,7 +192,7 @@ def _check_added_keys(overrides: list[str]) -> None:
 
 def check_config(cfg: TrainConfig, command: str) -> None:
     """What composition cannot check: names, paths, intervention parameters and stacking."""
-    from entropyctl.runstore import RunStoreError, check_name
+    from entropyctl.runstore.store import RunStoreError, check_name
 
     try:
         check_name(cfg.sweep, "sweep name")
@@ -277,10 +277,10 @@ def validate(command: str, args: list[str]) -> None:
 def guarded(fn: Callable[[], Any], multirun: bool = False) -> None:
     """Run `fn` (a train or resume) and report how it ended in one line and an exit code.
     In a sweep a diverged or failed run is reported and the sweep goes on."""
-    from entropyctl.checkpoint import CheckpointError
+    from entropyctl.train.checkpoint import CheckpointError
     from entropyctl.interventions import InterventionError
-    from entropyctl.runstore import RunStoreError
-    from entropyctl.update import Divergence
+    from entropyctl.runstore.store import RunStoreError
+    from entropyctl.train.update import Divergence
 
     try:
         fn()
@@ -313,7 +313,7 @@ def _typed(cfg: DictConfig) -> TrainConfig:
 def _train_task(cfg: DictConfig) -> None:
     from hydra.types import RunMode
 
-    from entropyctl.train import run
+    from entropyctl.train.loop import run
 
     typed = _typed(cfg)
     hc = HydraConfig.get()
@@ -322,7 +322,7 @@ def _train_task(cfg: DictConfig) -> None:
 
 
 def _pretrain_task(cfg: DictConfig) -> None:
-    from entropyctl.train import resolve_model_path
+    from entropyctl.train.loop import resolve_model_path
 
     guarded(lambda: resolve_model_path(_typed(cfg)))
 
@@ -348,7 +348,7 @@ def run_hydra(command: str, args: list[str]) -> int:
 
 def resume_cli(run_dir: Path, progress: bool | None = None, threads: int | None = None) -> int:
     """`entropyctl resume RUN_DIR`: continue the run with its own saved config."""
-    from entropyctl.resume import resume
+    from entropyctl.train.resume import resume
 
     guarded(lambda: resume(Path(run_dir), progress=progress, threads=threads))
     return 0

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import yaml
 
-from entropyctl.checkpoint import config_sha, latest_checkpoint
+from entropyctl.train.checkpoint import config_sha, latest_checkpoint
 from entropyctl.config import TrainConfig
-from entropyctl.runstore import (CONFIG, DROPPED, METRICS, RunStoreError, check_status, is_run_dir,
+from entropyctl.runstore.store import (CONFIG, DROPPED, METRICS, RunStoreError, check_status, is_run_dir,
                                  load_run, now_iso, read_metrics, reopen_run, truncate_metrics)
-from entropyctl.train import _sigterm_as_interrupt, loop, setup
+from entropyctl.train.loop import _sigterm_as_interrupt, loop, setup
 
 RESUMABLE = ("running", "interrupted", "failed")  # running = killed without a word
 # Keys that may differ between a run and the `resume=true` command that finds it again.

@@ -2,7 +2,7 @@
 
 Reads run stores only (docs/run-store.md), groups runs by intervention (or any config key with
 --by), prints a rich table and writes report.md, report.html, compare.json and PNG plots.
-Statistics live in `entropyctl.compare`, the report in `entropyctl.report`; this module does the
+Statistics live in `entropyctl.analysis.compare`, the report in `entropyctl.analysis.report`; this module does the
 I/O at the edges. Bad input gives one line on stderr and exit code 2, before anything is written.
 No torch here, nor in anything it imports.
 """
@@ -17,8 +17,8 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from entropyctl.compare import CompareError, RunInput, compare_runs, to_json
-from entropyctl.runstore import RunStoreError, find_runs, is_run_dir
+from entropyctl.analysis.compare import CompareError, RunInput, compare_runs, to_json
+from entropyctl.runstore.store import RunStoreError, find_runs, is_run_dir
 
 UNSET = "(unset)"
 OUT_DIR = "compare"
@@ -52,7 +52,7 @@ def compare(
         dest = out if out is not None else default_out(paths[0])
         if dest.exists() and not dest.is_dir():
             raise CompareError(f"--out {dest} is a file; pass a folder")
-        from entropyctl.report import build_report
+        from entropyctl.analysis.report import build_report
 
         files = build_report(result, runs)  # everything in memory before the first write
         write_files(dest, files)
@@ -159,7 +159,7 @@ def print_tables(result: dict[str, Any]) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    from entropyctl.report import baseline_table, metric_table, runs_table
+    from entropyctl.analysis.report import baseline_table, metric_table, runs_table
 
     console = Console()
     t = lambda s: Text(printable(s))  # noqa: E731 - run texts are never rich markup

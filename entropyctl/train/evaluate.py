@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from entropyctl.reward import score
-from entropyctl.rollout import sample
+from entropyctl.train.reward import score
+from entropyctl.train.rollout import sample
 
 
 @torch.no_grad()

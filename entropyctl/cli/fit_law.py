@@ -1,6 +1,6 @@
 """`entropyctl fit-law`: fit R = -a*exp(H) + b (spec §1.2) on run dirs or external logs.
 
-Reading is `entropyctl.logimport`, the maths `entropyctl.fitlaw`; this module fits each
+Reading is `entropyctl.analysis.logimport`, the maths `entropyctl.analysis.fitlaw`; this module fits each
 series, pools `--by` groups, prints (rich table or JSON lines), and writes the outputs:
 fit.json into our run dirs (atomically) and the `--plot` image. It writes only after every
 fit is done and only when at least one series fitted, so a failed call changes nothing.
@@ -22,9 +22,11 @@ from typing import Annotated, Any, Optional
 import numpy as np
 import typer
 
-from entropyctl import __version__, fitlaw, runstore
-from entropyctl.fitlaw import LawFit, early_prediction, fit_law_bootstrap, parse_window, window_mask
-from entropyctl.logimport import FORMATS, ImportOptions, LogImportError, Series, load_series
+from entropyctl import __version__
+from entropyctl.analysis import fitlaw
+from entropyctl.runstore import store as runstore
+from entropyctl.analysis.fitlaw import LawFit, early_prediction, fit_law_bootstrap, parse_window, window_mask
+from entropyctl.analysis.logimport import FORMATS, ImportOptions, LogImportError, Series, load_series
 
 FIT_JSON = "fit.json"
 

@@ -8,7 +8,7 @@ Layout (docs/run-store.md is the user-facing description):
       run.json       id, sweep, intervention, seed, status, times, version, git commit, error
       metrics.jsonl  one JSON object per round, appended and flushed as each round ends
       fit.json       written by `entropyctl fit-law`
-      checkpoints/   the latest resume checkpoint(s) (entropyctl/checkpoint.py)
+      checkpoints/   the latest resume checkpoint(s) (entropyctl/train/checkpoint.py)
       metrics.dropped.jsonl  rows a resume recomputed, kept rather than deleted
       .lock          held (flock) by the one process writing the run
 

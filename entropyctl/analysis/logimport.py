@@ -1,6 +1,6 @@
 """Read (step, entropy H, performance R) series out of training logs for `entropyctl fit-law`.
 
-The readers in `entropyctl.logformats` (one per format of shared/spec/log-formats.md) turn a
+The readers in `entropyctl.analysis.logformats` (one per format of shared/spec/log-formats.md) turn a
 file into records (step, flat dict, kind train|val, run name); this module then picks keys
 (alias tables, first match wins, equal-rank ties stop with an error), de-duplicates restarted
 steps (last occurrence wins) and pairs R with H:
@@ -24,9 +24,9 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from entropyctl import runstore
-from entropyctl.metrics_keys import DEFAULT_ENTROPY_KEY, DEFAULT_PERF_KEY
-from entropyctl.logformats import (  # noqa: F401  (ImportOptions, LogImportError: re-exported for callers)
+from entropyctl.runstore import store as runstore
+from entropyctl.runstore.glossary import DEFAULT_ENTROPY_KEY, DEFAULT_PERF_KEY
+from entropyctl.analysis.logformats import (  # noqa: F401  (ImportOptions, LogImportError: re-exported for callers)
     FORMATS, ImportOptions, LogImportError, Record, read_text, detect_format, flatten,
     read_csv_table, read_records, read_run, to_float, to_step,
 )

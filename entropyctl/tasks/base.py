@@ -1,0 +1,35 @@
+"""The interface between the core and a task (spec §7.3 formats, §8.1 planning tokens).
+
+A task owns its problems, its verifier and its notion of format; the core only calls these
+methods. Problems are opaque to the core except for `.prompt` (the text the policy sees)."""
+
+from __future__ import annotations
+
+import random
+from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+UNKNOWN = "unknown"  # the format of a completion no declared format matches
+
+
+@runtime_checkable
+class Task(Protocol):
+    format_names: list[str]  # the declared formats, in order (UNKNOWN is implicit)
+    val_problems: Sequence  # fixed held-out problems, the same every round and every run
+
+    def sample_train(self, rng: random.Random, n: int) -> list:
+        """n training problems drawn with `rng` (the run's prompt stream)."""
+
+    def score(self, completion: str, problem) -> float:
+        """The verifier's reward for one completion (text without end-of-sequence)."""
+
+    def classify(self, completion: str) -> str:
+        """The name of the format `completion` is written in, or UNKNOWN."""
+
+    def plan_mask(self, completion_ids: "Tensor", completion_mask: "Tensor", tokenizer) -> "Tensor":
+        """(B, T) float: 1 on planning tokens (HICRA, the planning/execution entropies)."""
+
+    def demonstrations(self, rng: random.Random, n: int) -> tuple[list, list[str]]:
+        """n problems with correct completions (sft_refresh)."""
