@@ -24,15 +24,12 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
 from entropyctl.config import TrainConfig, register_schemas
+from entropyctl.errors import BadInput
 
 # conf/ sits at the repository root, beside the package (editable install).
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
 EXIT_BAD_INPUT, EXIT_FAILED, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 3, 130
-
-
-class BadInput(ValueError):
-    """A bad command line, phrased for the user in one line."""
 
 
 def debug_enabled() -> bool:
