@@ -66,9 +66,7 @@ def now_iso() -> str:
 
 def git_commit(cwd: Path | None = None) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
-        )
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -107,9 +105,8 @@ class RunWriter:
     """Appends one metrics row per round and keeps run.json's status current."""
 
     def __init__(self, path: Path, info: dict[str, Any], lock_fd: int | None = None):
-        self.path = path
-        self.info = info
-        self.lock_fd = lock_fd
+        self.path, self.info, self.lock_fd = path, info, lock_fd
+        self.mirrors: list = []  # copies of what is written (wandb): log(row), finish(status)
 
     def close(self) -> None:
         """Release the run's lock (the OS also does when the process dies)."""
@@ -127,6 +124,8 @@ class RunWriter:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())
+        for m in self.mirrors:
+            m.log(row)
 
     def update(self, **fields: Any) -> None:
         self.info.update(fields)
@@ -136,6 +135,8 @@ class RunWriter:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         self.update(status=status, ended=now_iso(), error=error, **fields)
+        for m in self.mirrors:
+            m.finish(status)
 
 
 def lock_run(path: Path) -> int | None:
