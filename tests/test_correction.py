@@ -87,3 +87,32 @@ def test_every_weight_is_one_without_mismatch(mode):
     w, share = correction_weights(OLD, OLD.clone(), MASK, mode, 2.0)
     torch.testing.assert_close(w, MASK)
     assert share == 0.0
+
+
+def test_the_weight_multiplies_the_surrogate_and_not_the_penalties():
+    """Pipeline.loss with is_weight: unclipped tokens at r = 1 with A = 1 have surrogate −1
+    each; weights [2, 0] (token-mean over 2 tokens) give (−2 + 0)/2 = −1, and the masked
+    token gets no surrogate gradient. The entropy bonus (−coef·h) is not reweighted."""
+    from entropyctl.interventions import build
+    from entropyctl.maths.batch import TokenBatch
+
+    def tb(w):
+        logp = torch.zeros(1, 2, requires_grad=True)
+        return TokenBatch(logp=logp, old_logp=torch.zeros(1, 2), adv=torch.ones(1, 2), mask=torch.ones(1, 2),
+                          h=torch.full((1, 2), 0.5), rewards=torch.zeros(1), is_weight=w)
+
+    plain = build({})
+    b = tb(None)
+    loss, _ = plain.loss(b, "token-mean", None)
+    assert loss.item() == pytest.approx(-1.0)
+    b = tb(torch.tensor([[2.0, 0.0]]))
+    loss, _ = plain.loss(b, "token-mean", None)
+    assert loss.item() == pytest.approx(-1.0)
+    loss.backward()
+    torch.testing.assert_close(b.logp.grad, torch.tensor([[-1.0, 0.0]]))  # d(−w·r)/dlogp / 2 tokens
+    bonus = build({"entropy_bonus": {"coef": 0.1}})
+    b0, b1 = tb(None), tb(torch.tensor([[0.0, 0.0]]))
+    l0, _ = bonus.loss(b0, "token-mean", None)
+    l1, _ = bonus.loss(b1, "token-mean", None)
+    assert l1.item() == pytest.approx(l0.item() + 1.0)  # only the surrogate's −1 went away
+    assert l1.item() == pytest.approx(-0.1 * 0.5)  # what is left is the bonus, unweighted
