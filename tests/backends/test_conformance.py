@@ -5,7 +5,6 @@ versus a full forward pass; vLLM within LOGP_TOL (the measured value is reported
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from entropyctl.maths.losses import logprobs_from_logits

@@ -27,11 +27,12 @@ def main(conformance: Path, sweeps: list[Path]) -> int:
     for run in runs:
         rs = rows(run)
         per_round = [sum(v for k, v in r.items() if k.startswith("time/")) for r in rs]
-        rollout = [r["time/rollout"] for r in rs]
-        print(f"{run.parent.name}: {len(rs)} rounds, median {statistics.median(per_round):.2f} s/round "
-              f"(rollout {statistics.median(rollout):.2f} s, push {statistics.median(r.get('time/push', 0) for r in rs):.3f} s)")
+        phases = ", ".join(f"{k[5:]} {statistics.median(r.get(k, 0.0) for r in rs):.3f}"
+                           for k in ("time/rollout", "time/rescore", "time/update", "time/push", "time/eval"))
+        print(f"{run.parent.name}: {len(rs)} rounds, median {statistics.median(per_round):.2f} s/round ({phases})")
         for r in rs:
-            print("  round {round}: ".format(**r) + ", ".join(f"{k.split('/')[1]}={r[k]:.3g}" for k in MISMATCH if k in r))
+            print("  round {round}: ".format(**r) + ", ".join(f"{k.split('/')[1]}={r[k]:.4g}" for k in MISMATCH[:2])
+                  + ", " + ", ".join(f"{k.split('_')[1]}=1{r[k] - 1:+.2e}" for k in MISMATCH[2:]))
     return 0
 
 
