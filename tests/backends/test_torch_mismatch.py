@@ -20,14 +20,20 @@ class P:
     prompt: str
 
 
-@pytest.mark.parametrize("mode", ["token_tis", "token_mis", "seq_tis", "seq_mis"])
-def test_torch_backend_has_no_mismatch(checkpoint, mode):
+@pytest.fixture(scope="module")
+def round_(checkpoint):
+    """One torch-backend rollout of the tiny model and its rescoring, at temperature 0.8."""
     model, tok = load_policy(checkpoint, "eager")
     model.eval()
     ro = sample(model, tok, [P("12+34="), P("5+5=")], 4, 10, 0.8, torch.Generator().manual_seed(0),
                 backend="torch")
+    return ro, rescore(model, None, ro, 0.8)
+
+
+@pytest.mark.parametrize("mode", ["token_tis", "token_mis", "seq_tis", "seq_mis"])
+def test_torch_backend_has_no_mismatch(round_, mode):
+    ro, scored = round_
     assert ro.rollout_logp is not None and ro.rollout_logp.shape == ro.completion_ids.shape
-    scored = rescore(model, None, ro, 0.8)
     scored, m = mismatch(ro, scored, RolloutConfig(correction=mode))
     assert abs(m["mismatch/kl_k1"]) < 1e-6 and abs(m["mismatch/kl_k3"]) < 1e-10
     for q in ("p01", "p50", "p99", "max"):
@@ -37,8 +43,7 @@ def test_torch_backend_has_no_mismatch(checkpoint, mode):
     torch.testing.assert_close(scored.is_weight[valid], torch.ones(int(valid.sum())), atol=1e-5, rtol=0)
 
 
-def test_no_correction_leaves_no_weight(checkpoint):
-    model, tok = load_policy(checkpoint, "eager")
-    ro = sample(model, tok, [P("1+2=")], 2, 6, 1.0, torch.Generator().manual_seed(1))
-    scored, m = mismatch(ro, rescore(model, None, ro, 1.0), RolloutConfig())
+def test_no_correction_leaves_no_weight(round_):
+    ro, scored = round_
+    scored, m = mismatch(ro, scored, RolloutConfig())
     assert scored.is_weight is None and "correction/frac" not in m
