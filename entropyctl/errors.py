@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import sys
 import traceback
+from contextlib import contextmanager
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_DIVERGED, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
 _DEBUG_VARS = ("ENTROPYCTL_DEBUG", "HYDRA_FULL_ERROR")
@@ -35,6 +36,21 @@ def debug_enabled() -> bool:
 def enable_debug() -> None:
     for v in _DEBUG_VARS:
         os.environ[v] = "1"
+
+
+@contextmanager
+def debug_scope():
+    """`--debug` lasts one command: an in-process caller (a test, a notebook) runs the next
+    command as it asked, not in the previous one's debug mode."""
+    saved = {v: os.environ.get(v) for v in _DEBUG_VARS}
+    try:
+        yield
+    finally:
+        for v, value in saved.items():
+            if value is None:
+                os.environ.pop(v, None)
+            else:
+                os.environ[v] = value
 
 
 def first_line(e: BaseException) -> str:

@@ -46,7 +46,8 @@ def compare(
     Example: entropyctl compare runs/demo --baseline grpo --last-k 10
     Exit 0 when the report is written, 2 on bad input (nothing written).
     """
-    runs, skipped = load_inputs(paths, by)
+    skipped: list[str] = []
+    runs = load_inputs(paths, by, skipped)
     result = compare_runs(runs, baseline=baseline, last_k=last_k,
                           include_incomplete=include_incomplete, by=by)
     result["notes"] = [f"skipped a corrupted run: {why}" for why in skipped] + result["notes"]
@@ -69,10 +70,10 @@ def compare(
 # ----------------------------------------------------------------------------- reading
 
 
-def load_inputs(paths: list[Path], by: str | None) -> tuple[list[RunInput], list[str]]:
-    """Every run under `paths` with its group and rows, and why each corrupted run was skipped
-    (analysis/runs.py: the reader fit-law uses too). Runs of different tasks never share a
-    group: with more than one task the group names carry the task."""
+def load_inputs(paths: list[Path], by: str | None, skipped_out: list[str] | None = None) -> list[RunInput]:
+    """Every run under `paths` with its group and rows (analysis/runs.py: the reader fit-law uses
+    too); why each corrupted run was skipped goes into `skipped_out`. Runs of different tasks never
+    share a group: with more than one task the group names carry the task."""
     for p in paths:
         if not p.exists():
             raise RunStoreError(f"{p}: no such file or directory; pass a sweep dir (runs/<sweep>) or a run dir")
@@ -95,7 +96,9 @@ def load_inputs(paths: list[Path], by: str | None) -> tuple[list[RunInput], list
             group = f"{group} [task={r.task}]"
         out.append(RunInput(id=r.run.id, group=group, status=r.run.status, seed=r.run.seed, rows=r.rows,
                             path=str(r.path), error=r.run.info.get("error")))
-    return out, [why for _, why in skipped]
+    if skipped_out is not None:
+        skipped_out.extend(why for _, why in skipped)
+    return out
 
 
 def default_out(first: Path) -> Path:

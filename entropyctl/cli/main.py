@@ -25,13 +25,14 @@ class _OneErrorPath(TyperGroup):
     console script both see the same thing."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
-        try:
-            code = super().main(args=args, prog_name=prog_name or "entropyctl", complete_var=complete_var,
-                                standalone_mode=False, **extra)
-        except BaseException as e:  # noqa: BLE001 - the one place errors become exit codes
-            if isinstance(e, SystemExit):
-                raise
-            code = errors.report(e)
+        with errors.debug_scope():
+            try:
+                code = super().main(args=args, prog_name=prog_name or "entropyctl", complete_var=complete_var,
+                                    standalone_mode=False, **extra)
+            except BaseException as e:  # noqa: BLE001 - the one place errors become exit codes
+                if isinstance(e, SystemExit):
+                    raise
+                code = errors.report(e)
         sys.exit(code if isinstance(code, int) else 0)
 
 
