@@ -160,7 +160,7 @@ def _fit(tmp_path, name: str, text: str, *args: str):
 
 
 def _rows(n=12, scale=1.0):
-    return [(s, 1.2 * math.exp(-s / 4) + 0.05, scale * (0.9 - 0.3 * math.exp(1.2 * math.exp(-s / 4) + 0.05)))
+    return [(s, 1.2 * math.exp(-s / 4) + 0.05, scale * (0.9 - 0.2 * math.exp(1.2 * math.exp(-s / 4) + 0.05)))
             for s in range(n)]
 
 
