@@ -291,3 +291,69 @@ def test_resume_works_from_another_working_directory(tmp_path, monkeypatch):
     assert resume(Path("../start/runs") / run_dir.parent.name / run_dir.name, log=lambda *_: None)
     assert json.loads((run_dir / "run.json").read_text())["status"] == "finished"
     assert list(other.iterdir()) == []
+
+
+# ----------------------------------------------------------------------------- sweeps
+
+
+def test_a_sweep_with_a_failed_job_exits_non_zero_with_a_line_per_failed_job(tmp_path):
+    """Jobs pass every check, one fails at run time (an unloadable checkpoint): the others
+    still run, then one summary line per failed job and exit 1."""
+    bogus = tmp_path / "bogus"
+    bogus.mkdir()
+    (bogus / "config.json").write_text("{not json")
+    out = CliRunner().invoke(app, ["train", "-m", "experiment=smoke", "rounds=1", "progress=false", "threads=1",
+                                   f"runs_dir={tmp_path}/runs", f"model.path={bogus},null"])
+    assert out.exit_code == 1, out.output
+    failed = [line for line in out.stderr.splitlines() if line.startswith("failed job:")]
+    assert len(failed) == 1 and f"model.path={bogus}" in failed[0]
+    assert out.stderr.strip().splitlines()[-1] == "error: 1 job(s) of the sweep did not finish (listed above)"
+    finished = [json.loads(p.read_text())["status"] for p in (tmp_path / "runs").rglob("run.json")]
+    assert finished == ["finished"]
+
+
+# ----------------------------------------------------------------------------- one error path
+
+
+def test_a_second_ctrl_c_still_names_the_run_on_disk():
+    """The first Ctrl-C carries the run directory; a second one while the status is written
+    must not turn into "nothing was written"."""
+    from entropyctl.errors import EXIT_INTERRUPTED, classify
+
+    try:
+        try:
+            first = KeyboardInterrupt()
+            first.run_dir = "/runs/sw/grpo__lab__s0__x"
+            raise first
+        except KeyboardInterrupt:
+            raise KeyboardInterrupt  # noqa: B904 - exactly what a second SIGINT does
+    except KeyboardInterrupt as second:
+        code, line = classify(second)
+    assert code == EXIT_INTERRUPTED
+    assert "entropyctl resume /runs/sw/grpo__lab__s0__x" in line and "nothing" not in line
+
+
+def test_exit_codes_come_from_one_place():
+    from entropyctl.errors import BadInput, Divergence, classify
+    from entropyctl.analysis.logformats import LogImportError
+    from entropyctl.interventions import InterventionError
+    from entropyctl.runstore.store import RunStoreError
+
+    div = Divergence("non-finite loss")
+    div.run_dir, div.round = "/r", 4
+    assert classify(div) == (3, "run diverged in round 4: non-finite loss; status, round and reason are in /r/run.json")
+    for e in (BadInput("x"), LogImportError("x"), InterventionError("x"), RunStoreError("x")):
+        assert classify(e) == (2, "x")
+    assert classify(RuntimeError("boom"))[0] == 1
+
+
+def test_control_bytes_in_a_run_name_never_reach_the_report(tmp_path):
+    runs = tmp_path / "runs"
+    run = _law_run(runs, "a")
+    info = json.loads((run / "run.json").read_text())
+    (run / "run.json").write_text(json.dumps({**info, "id": "evil\x1b[2J\x07name", "intervention": "g\x1brpo"}))
+    out = CliRunner().invoke(app, ["compare", str(runs), "--out", str(tmp_path / "out")])
+    assert out.exit_code == 0, out.output
+    for name in ("report.md", "report.html"):
+        text = (tmp_path / "out" / name).read_text()
+        assert "\x1b" not in text and "\x07" not in text and "x1b" in text[text.index("evil"):][:12]
