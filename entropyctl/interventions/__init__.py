@@ -55,25 +55,23 @@ class InterventionError(BadInput):
     """A bad intervention selection or parameter, phrased for the user in one line."""
 
 
-def check_param(name: str, key: str, value: Any, ok: bool, rule: str, default: Any) -> None:
+def check_param(name: str, cfg: Any, key: str, ok: bool, rule: str) -> None:
     """Refuse `intervention.<name>.<key>=<value>` unless `ok`, in one line with the rule and the
-    shipped value (the dataclass default, which the YAML repeats)."""
+    shipped value: the dataclass default, which the YAML repeats (tests/test_edges.py)."""
     if not ok:
-        raise InterventionError(f"intervention.{name}.{key}={value} must be {rule}; give e.g. "
+        default = next(f.default for f in dataclasses.fields(cfg) if f.name == key)
+        raise InterventionError(f"intervention.{name}.{key}={getattr(cfg, key)} must be {rule}; give e.g. "
                                 f"intervention.{name}.{key}={default}")
 
 
 def check_ppo_clip(name: str, cfg: Any, eps_low_closed: bool = False) -> None:
     """The PPO clip bounds every clipped surrogate shares (spec §5.2): 0 <= eps_low < 1 (the lower
     bound 1 - eps_low stays positive; <= 1 where `eps_low_closed`), eps_high >= 0, dual clip c > 1."""
-    d = {f.name: f.default for f in dataclasses.fields(cfg)}
     low_ok = 0 <= cfg.eps_low <= 1 if eps_low_closed else 0 <= cfg.eps_low < 1
-    check_param(name, "eps_low", cfg.eps_low, low_ok, "in [0, 1]" if eps_low_closed else "in [0, 1)",
-                d["eps_low"])
-    check_param(name, "eps_high", cfg.eps_high, 0 <= cfg.eps_high < float("inf"), "a number >= 0", d["eps_high"])
-    if "clip_c" in d:
-        check_param(name, "clip_c", cfg.clip_c, 1 < cfg.clip_c < float("inf"), "a number > 1 (the dual clip)",
-                    d["clip_c"])
+    check_param(name, cfg, "eps_low", low_ok, "in [0, 1]" if eps_low_closed else "in [0, 1)")
+    check_param(name, cfg, "eps_high", 0 <= cfg.eps_high < float("inf"), "a number >= 0")
+    if hasattr(cfg, "clip_c"):
+        check_param(name, cfg, "clip_c", 1 < cfg.clip_c < float("inf"), "a number > 1 (the dual clip)")
 
 
 def check_scope(name: str, scope: str) -> None:

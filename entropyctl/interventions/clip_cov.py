@@ -32,9 +32,9 @@ class ClipCovConfig:
     scope: str = "micro_batch"  # micro_batch (per loss call, reference) | minibatch | round
 
     def __post_init__(self) -> None:
-        check_param("clip_cov", "frac", self.frac, 0 < self.frac <= 1, "a share in (0, 1]", 0.02)
-        check_param("clip_cov", "cov_high", self.cov_high, self.cov_low < self.cov_high,
-                    f"above cov_low={self.cov_low} (the band is (cov_low, cov_high))", 5.0)
+        check_param("clip_cov", self, "frac", 0 < self.frac <= 1, "a share in (0, 1]")
+        check_param("clip_cov", self, "cov_high", self.cov_low < self.cov_high,
+                    f"above cov_low={self.cov_low} (the band is (cov_low, cov_high))")
         # eps_low = 1 is the authors' setting (clamp(r, 0, 2)), so [0, 1] here
         check_ppo_clip("clip_cov", self, eps_low_closed=True)
         check_scope("clip_cov", self.scope)

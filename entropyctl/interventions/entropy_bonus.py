@@ -23,7 +23,7 @@ class EntropyBonusConfig:
     coef: float = 0.02
 
     def __post_init__(self) -> None:
-        check_param("entropy_bonus", "coef", self.coef, abs(self.coef) < float("inf"), "a finite number", 0.02)
+        check_param("entropy_bonus", self, "coef", abs(self.coef) < float("inf"), "a finite number")
 
 
 @register("entropy_bonus", EntropyBonusConfig, stage="penalty")

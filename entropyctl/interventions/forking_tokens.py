@@ -40,7 +40,7 @@ class ForkingTokensConfig:
             raise InterventionError(
                 f"forking_tokens.normalize_by is {self.normalize_by!r}; choose one of {', '.join(NORMALIZE_BY)}"
             )
-        check_param("forking_tokens", "frac", self.frac, 0 < self.frac <= 1, "a share in (0, 1]", 0.2)
+        check_param("forking_tokens", self, "frac", 0 < self.frac <= 1, "a share in (0, 1]")
         check_scope("forking_tokens", self.scope)
 
 

@@ -40,7 +40,7 @@ class GppoConfig:
 
     def __post_init__(self) -> None:
         check_ppo_clip("gppo", self)
-        check_param("gppo", "sft_coef", self.sft_coef, 0 <= self.sft_coef < float("inf"), "a number >= 0", 0.1)
+        check_param("gppo", self, "sft_coef", 0 <= self.sft_coef < float("inf"), "a number >= 0")
 
 
 def gppo_surrogate(logp: Tensor, old_logp: Tensor, adv: Tensor, eps_low: float, eps_high: float,

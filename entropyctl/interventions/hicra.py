@@ -31,7 +31,7 @@ class HicraConfig:
 
     def __post_init__(self) -> None:
         # alpha > 1 would turn a planning token's negative advantage positive
-        check_param("hicra", "alpha", self.alpha, 0 <= self.alpha <= 1, "in [0, 1]", 0.2)
+        check_param("hicra", self, "alpha", 0 <= self.alpha <= 1, "in [0, 1]")
 
 
 def hicra_advantage(adv: Tensor, plan_mask: Tensor, alpha: float) -> Tensor:

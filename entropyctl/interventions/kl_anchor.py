@@ -31,7 +31,7 @@ class KlAnchorConfig:
     kind: str = "k3"  # verl actor.kl_loss_type low_var_kl (= k3); verl's names are accepted
 
     def __post_init__(self) -> None:
-        check_param("kl_anchor", "coef", self.coef, 0 <= self.coef < float("inf"), "a number >= 0", 0.1)
+        check_param("kl_anchor", self, "coef", 0 <= self.coef < float("inf"), "a number >= 0")
         plus = "+" if self.kind.endswith("+") else ""
         base = VERL_NAMES.get(self.kind.rstrip("+"), self.kind.rstrip("+"))
         if base not in KINDS or self.kind.count("+") > 1:

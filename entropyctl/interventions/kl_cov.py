@@ -33,8 +33,8 @@ class KlCovConfig:
     scope: str = "micro_batch"  # micro_batch (per loss call, reference) | minibatch | round
 
     def __post_init__(self) -> None:
-        check_param("kl_cov", "frac", self.frac, 0 < self.frac <= 1, "a share in (0, 1]", 0.05)
-        check_param("kl_cov", "coef", self.coef, 0 <= self.coef < float("inf"), "a number >= 0", 1.0)
+        check_param("kl_cov", self, "frac", 0 < self.frac <= 1, "a share in (0, 1]")
+        check_param("kl_cov", self, "coef", 0 <= self.coef < float("inf"), "a number >= 0")
         check_scope("kl_cov", self.scope)
 
 

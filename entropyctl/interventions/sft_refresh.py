@@ -31,9 +31,9 @@ class SftRefreshConfig:
     batch: int = 64  # demonstrations per step
 
     def __post_init__(self) -> None:
-        check_param("sft_refresh", "every", self.every, self.every >= 1, ">= 1", 5)
-        check_param("sft_refresh", "steps", self.steps, self.steps >= 0, ">= 0", 4)
-        check_param("sft_refresh", "batch", self.batch, self.batch >= 1, ">= 1", 64)
+        check_param("sft_refresh", self, "every", self.every >= 1, ">= 1")
+        check_param("sft_refresh", self, "steps", self.steps >= 0, ">= 0")
+        check_param("sft_refresh", self, "batch", self.batch >= 1, ">= 1")
 
 
 def sft_due(round_index: int, every: int) -> bool:

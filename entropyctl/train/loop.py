@@ -169,7 +169,11 @@ def recorded_config(cfg: TrainConfig) -> tuple[TrainConfig, str]:
 
 def run(cfg: TrainConfig, overrides: list[str], log=print) -> Path:
     """Start one run and train it to the end; returns its run directory."""
+    asked = (cfg.advantage.estimator, cfg.optim.agg_mode, cfg.optim.loss_scale)
     cfg, config_yaml = recorded_config(cfg)
+    if (cfg.advantage.estimator, cfg.optim.agg_mode, cfg.optim.loss_scale) != asked:
+        log(f"the interventions set advantage.estimator={cfg.advantage.estimator}, optim.agg_mode="
+            f"{cfg.optim.agg_mode}, optim.loss_scale={cfg.optim.loss_scale} (recorded in config.yaml)")
     state = setup(cfg, log)
     writer = create_run(
         Path(cfg.runs_dir), cfg.sweep, run_id(cfg, state.pipeline.label), config_yaml, overrides,
