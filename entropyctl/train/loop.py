@@ -24,7 +24,7 @@ from entropyctl.train.checkpoint import config_sha, save_checkpoint
 from entropyctl.config import TrainConfig
 from entropyctl.errors import Divergence
 from entropyctl.train.evaluate import evaluate
-from entropyctl.interventions import InterventionError, Pipeline, RoundContext, build
+from entropyctl.interventions import Pipeline, RoundContext, build
 from entropyctl.train.metrics import round_metrics
 from entropyctl.models.loading import load_policy
 from entropyctl.train.rescore import rescore
@@ -126,8 +126,6 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     pipeline = build(cfg.intervention)
-    if cfg.rollout.dynamic_sampling and cfg.rollout.max_gen_batches < 1:
-        raise InterventionError("rollout.max_gen_batches must be >= 1 with rollout.dynamic_sampling=true")
     estimator = pipeline.advantage_estimator(cfg.advantage.estimator)
     agg = pipeline.aggregation(cfg.optim.agg_mode, cfg.optim.loss_scale)
     if estimator != cfg.advantage.estimator or agg != (cfg.optim.agg_mode, cfg.optim.loss_scale):
