@@ -26,7 +26,7 @@ import numpy as np
 from entropyctl.errors import BadInput
 from entropyctl.analysis.fitlaw import fit_law
 from entropyctl.analysis.runs import law_pairs
-from entropyctl.runstore.glossary import DEFAULT_ENTROPY_KEY, DEFAULT_PERF_KEY, PER_RESPONSE_ENTROPY_KEY
+from entropyctl.runstore.glossary import PER_RESPONSE_ENTROPY_KEY
 from entropyctl.runstore.store import json_safe, series
 
 

@@ -23,8 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from entropyctl.analysis.runs import by_value, pair  # noqa: F401  (pair: re-exported)
-from entropyctl.runstore import store as runstore
+from entropyctl.analysis.runs import pair
 from entropyctl.runstore.glossary import DEFAULT_ENTROPY_KEY, DEFAULT_PERF_KEY
 from entropyctl.analysis.logformats import (  # noqa: F401  (ImportOptions, LogImportError: re-exported for callers)
     FORMATS, ImportOptions, LogImportError, Record, read_text, detect_format, flatten,

@@ -9,7 +9,6 @@ No torch here, nor in anything it imports.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -19,7 +18,7 @@ import typer
 
 from entropyctl import errors
 from entropyctl.analysis.compare import CompareError, RunInput, compare_runs, to_json
-from entropyctl.analysis.runs import UNSET, as_name, by_value, check_by, lookup, read_runs  # noqa: F401
+from entropyctl.analysis.runs import as_name, by_value, check_by, read_runs
 from entropyctl.cli.options import ByOpt, DebugOpt, JsonOpt
 from entropyctl.runstore.store import RunStoreError, is_run_dir
 OUT_DIR = "compare"
