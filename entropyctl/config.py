@@ -9,10 +9,43 @@ not here: each intervention's dataclass sits next to its function in
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
+
+from entropyctl.errors import BadInput
+
+# Enums checked at composition; the functions behind them live below config (maths/losses.py
+# AGG_MODES, maths/advantage.py ESTIMATORS: tests/test_configs.py keeps them equal).
+AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
+ESTIMATORS = ("grpo", "dr_grpo")
+ATTN_IMPLS = ("eager", "sdpa", "flash_attention_2")
+SEED_MAX = 2**32 - 1  # torch and numpy seeds; the loop derives per-round seeds from it
+
+
+def _at_least(key: str, value: Any, low: int) -> None:
+    if not value >= low:
+        raise BadInput(f"{key}={value} is out of range; give {key}>={low}")
+
+
+def _positive(key: str, value: float, example: Any, allow_inf: bool = False) -> None:
+    if not (value > 0 and (math.isfinite(value) or (allow_inf and value == math.inf))):
+        raise BadInput(f"{key}={value} must be a positive number; give e.g. {key}={example}")
+
+
+def _within(key: str, value: float, lo: float, hi: float, text: str, example: Any) -> None:
+    """lo <= value < hi (NaN fails)."""
+    if not lo <= value < hi:
+        raise BadInput(f"{key}={value} must be in {text}; give e.g. {key}={example}")
+
+
+def _one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        near = [c for c in choices if c.replace("-", "_") == str(value).replace("-", "_")]
+        hint = f"did you mean {key}={near[0]}? " if near else ""
+        raise BadInput(f"{key}={value} is not one of {', '.join(choices)}; {hint}choose one of them")
 
 
 @dataclass
@@ -38,6 +71,18 @@ class ModelConfig:
     pretrain_warmup: int = 50
     pretrain_seed: int = 0
 
+    def __post_init__(self) -> None:
+        for key in ("hidden", "layers", "heads", "ffn", "max_positions", "pretrain_batch"):
+            _at_least(f"model.{key}", getattr(self, key), 1)
+        if self.hidden % self.heads:
+            raise BadInput(f"model.hidden={self.hidden} is not a multiple of model.heads={self.heads}; "
+                           "give a hidden size divisible by the number of heads")
+        _one_of("model.attn_impl", self.attn_impl, ATTN_IMPLS)
+        _at_least("model.pretrain_steps", self.pretrain_steps, 0)
+        _at_least("model.pretrain_warmup", self.pretrain_warmup, 0)
+        _positive("model.pretrain_lr", self.pretrain_lr, 3e-3)
+        _within("model.pretrain_seed", self.pretrain_seed, 0, SEED_MAX + 1, f"[0, {SEED_MAX}]", 0)
+
 
 @dataclass
 class FormatConfig:
@@ -45,6 +90,15 @@ class FormatConfig:
     prefix: str = "="  # text between the prompt and the answer digits
     share: float = 1.0  # share of the pretraining corpus written in this format
     correct: float = 1.0  # share of this format's corpus answers that are correct
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise BadInput("task.formats: a format has an empty name; give each format a name")
+        if not (self.share >= 0 and math.isfinite(self.share)):
+            raise BadInput(f"task.formats {self.name}: share={self.share} must be >= 0; give e.g. share=0.5")
+        if not 0 <= self.correct <= 1:
+            raise BadInput(f"task.formats {self.name}: correct={self.correct} must be in [0, 1]; give e.g. "
+                           "correct=0.5")
 
 
 def _lab_formats() -> List[FormatConfig]:
@@ -66,6 +120,12 @@ class TaskConfig:
     max_new_tokens: int = 16
     n_val: int = 256  # fixed validation prompts, held out of training
     val_seed: int = 1234
+
+    def __post_init__(self) -> None:
+        for key in ("digits", "max_new_tokens", "n_val"):
+            _at_least(f"task.{key}", getattr(self, key), 1)
+        if not self.formats or not sum(f.share for f in self.formats) > 0:
+            raise BadInput("task.formats has no format with share > 0; give at least one format a positive share")
 
 
 ROLLOUT_BACKENDS = ("torch", "vllm")
@@ -92,8 +152,10 @@ class RolloutConfig:
     sleep: bool = False
 
     def __post_init__(self) -> None:
-        from entropyctl.errors import BadInput
-
+        _at_least("rollout.prompts_per_round", self.prompts_per_round, 1)
+        _at_least("rollout.group_size", self.group_size, 1)
+        _at_least("rollout.max_gen_batches", self.max_gen_batches, 1)
+        _positive("rollout.temperature", self.temperature, 1.0)
         if self.backend not in ROLLOUT_BACKENDS:
             raise BadInput(f"rollout.backend={self.backend} is not a backend; give one of "
                            f"{', '.join(ROLLOUT_BACKENDS)} (or rollout=torch|vllm)")
@@ -119,6 +181,10 @@ class AdvantageConfig:
     estimator: str = "grpo"  # grpo | dr_grpo (no std normalisation)
     eps: float = 1e-6  # spec §5.1
 
+    def __post_init__(self) -> None:
+        _one_of("advantage.estimator", self.estimator, ESTIMATORS)
+        _within("advantage.eps", self.eps, 0, math.inf, "[0, inf)", 1e-6)
+
 
 @dataclass
 class OptimConfig:
@@ -136,11 +202,26 @@ class OptimConfig:
     agg_mode: str = "token-mean"
     loss_scale: Optional[float] = None  # C of seq-mean-token-sum-norm; None = padded length T
 
+    def __post_init__(self) -> None:
+        _positive("optim.lr", self.lr, 3e-4)
+        _within("optim.weight_decay", self.weight_decay, 0, math.inf, "[0, inf)", 0.0)
+        _within("optim.beta1", self.beta1, 0, 1, "[0, 1)", 0.9)
+        _within("optim.beta2", self.beta2, 0, 1, "[0, 1)", 0.999)
+        _positive("optim.grad_clip", self.grad_clip, 1.0, allow_inf=True)
+        for key in ("minibatches", "micro_batches", "epochs"):
+            _at_least(f"optim.{key}", getattr(self, key), 1)
+        _one_of("optim.agg_mode", self.agg_mode, AGG_MODES)
+        if self.loss_scale is not None:
+            _positive("optim.loss_scale", self.loss_scale, 16.0)
+
 
 @dataclass
 class EvalConfig:
     every: int = 1  # rounds between validations (the last round is always evaluated)
     greedy: bool = True
+
+    def __post_init__(self) -> None:
+        _at_least("eval.every", self.every, 1)
 
 
 @dataclass
@@ -153,8 +234,6 @@ class TrackingConfig:
     entity: Optional[str] = None
 
     def __post_init__(self) -> None:
-        from entropyctl.errors import BadInput
-
         if self.wandb_mode not in ("auto", "online", "offline"):
             raise BadInput(f"tracking.wandb_mode={self.wandb_mode} is not a mode; give auto, online or offline")
 
@@ -187,12 +266,18 @@ class TrainConfig:
     resume: bool = False
 
     def __post_init__(self) -> None:
+        _at_least("rounds", self.rounds, 1)
+        _at_least("checkpoint_every", self.checkpoint_every, 0)
+        _at_least("checkpoint_keep", self.checkpoint_keep, 1)
+        _at_least("threads", self.threads, 0)
+        _within("seed", self.seed, 0, SEED_MAX + 1, f"[0, {SEED_MAX}]", 0)
+        for key in ("runs_dir", "cache_dir"):
+            if not str(getattr(self, key)).strip():
+                raise BadInput(f"{key} is empty; give a folder, e.g. {key}=runs")
         m = self.model
         if self.rollout.backend == "vllm" and m.kind == "lab" and m.heads > 0 and m.hidden % m.heads == 0:
             head = m.hidden // m.heads
             if head not in VLLM_CPU_HEAD_SIZES and not _has_cuda():
-                from entropyctl.errors import BadInput
-
                 raise BadInput(f"model.heads={m.heads} gives the lab head size {head} (hidden {m.hidden}), which "
                                f"vLLM's CPU attention refuses; give experiment=lab_vllm (3 heads of 32) or "
                                f"model.heads so that model.hidden/model.heads is one of "

@@ -125,4 +125,5 @@ def test_help_and_no_torch():
 def test_debug_lets_the_exception_through(tmp_path):
     (tmp_path / "sw").mkdir()
     res = runner.invoke(app, ["compare", str(tmp_path / "sw"), "--debug"])
-    assert res.exit_code != 0 and type(res.exception).__name__ == "RunStoreError"
+    assert res.exit_code == 2 and "Traceback" in res.stderr and "RunStoreError" in res.stderr
+    assert res.stderr.strip().splitlines()[-1].startswith("error: ")

@@ -55,8 +55,11 @@ def test_half_life_auc_t_dom_by_hand():
 
 def test_run_summary_last_k_and_law_ceiling():
     H = np.array([1.0, 0.8, 0.6, 0.4, 0.2])
+    # eval/acc of round i is the policy after round i's update, whose entropy round i + 1 logs
+    # (the last round's falls back to its own): spec §1.2's pairing, as fit-law pairs it
+    after = [H[min(i + 1, len(H) - 1)] for i in range(len(H))]
     rows = [{"round": i, "reward/mean": float(i), "entropy/seqmean": float(h),
-             "eval/acc": float(0.9 - 0.2 * math.exp(h)), "eval/pass@4": 0.5} for i, h in enumerate(H)]
+             "eval/acc": float(0.9 - 0.2 * math.exp(a)), "eval/pass@4": 0.5} for i, (h, a) in enumerate(zip(H, after))]
     s = run_summary(rows, 2, ["eval/pass@4"])
     assert s["reward/mean"] == pytest.approx(3.5)  # mean of the last 2 rewards: 3 and 4
     assert s["ceiling"] == pytest.approx(0.7)  # exact law: b - a = 0.9 - 0.2

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from entropyctl.analysis.fitlaw import (LawFit, early_prediction, fit_law, fit_law_batch, fit_law_bootstrap,
+from entropyctl.analysis.fitlaw import (LawFit, looks_like_percent, early_prediction, fit_law, fit_law_batch, fit_law_bootstrap,
                                parse_window, window_mask)
 
 A, B = 0.2, 0.75  # R stays in [0.08, 0.55] for H in [0.05, 1.2]
@@ -81,7 +81,6 @@ def test_batch_fit_equals_one_by_one_fits_with_nan_padding():
     ([np.nan] * 5, [0.1] * 5, "all 5 points are NaN"),
     ([0.5, 0.4, 0.3, np.nan, 0.2], [0.1, np.nan, 0.2, 0.3, np.nan], "(3 NaN/null dropped)"),
     ([0.7] * 6, [0.1, 0.2, 0.3, 0.4, 0.5, 0.6], "entropy is constant"),
-    ([1.0, 0.8, 0.5, 0.2], [12.0, 25.0, 40.0, 51.0], "looks like a percentage"),
     ([800.0, 700.0, 600.0], [0.1, 0.2, 0.3], "overflows"),
 ])
 def test_each_unfittable_case_gives_its_reason(H, R, reason):
@@ -89,6 +88,15 @@ def test_each_unfittable_case_gives_its_reason(H, R, reason):
     assert not fit.ok
     assert reason in fit.error
     assert math.isnan(fit.a) and "\n" not in fit.error
+
+
+def test_r_above_one_fits_scale_free():
+    """A summed reward on [0, 4] is legitimate: the fit scales with R (issue 9)."""
+    H = np.array([1.0, 0.8, 0.5, 0.2])
+    R = np.array([0.12, 0.25, 0.40, 0.51])
+    one, four = fit_law(H, R), fit_law(H, 4 * R)
+    assert four.ok and four.ceiling == pytest.approx(4 * one.ceiling)
+    assert looks_like_percent(100 * R) and not looks_like_percent(4 * R)
 
 
 def test_negative_a_is_reported_not_hidden():

@@ -104,8 +104,9 @@ def test_trl_console_dicts(tmp_path):
         "{'broken': , }\n"
         "{'train_runtime': 812.4, 'train_loss': 0.011, 'epoch': 0.03}\n")
     assert detect_format(f) == "trl-console"
-    with pytest.raises(LogImportError, match="--logging-steps"):
-        load(f)
+    by_index = load(f)["train train"]  # no step numbers: the row index is the step, with a note
+    assert [p[0] for p in pts(by_index)] == [1, 3, 4]
+    assert any("step = row index" in w for w in by_index.warnings)
     got = load(f, logging_steps=10)
     train = got["train train"]
     # the nan entropy at step 20 leaves reward 0.4 unpaired; steps come from the print index

@@ -124,14 +124,13 @@ def test_resumed_final_state_is_bit_identical(pair):
 
 
 def test_resume_true_skips_a_finished_run(pair, capsys):
-    from entropyctl.train.resume import load_config
-    from entropyctl.train.loop import run
+    from entropyctl.train.resume import load_config, train_or_resume
 
     config_yaml = (pair["base"] / "config.yaml").read_text()
     cfg = load_config(config_yaml, pair["base"])
     cfg.resume = True
     before = sorted(p.name for p in (pair["runs"] / "base").iterdir())
-    assert run(cfg, config_yaml, []) == pair["base"]
+    assert train_or_resume(cfg, []) == pair["base"]
     assert "already finished, not run again" in capsys.readouterr().out
     assert sorted(p.name for p in (pair["runs"] / "base").iterdir()) == before
 

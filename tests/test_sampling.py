@@ -94,10 +94,8 @@ def test_a_round_with_dynamic_sampling_logs_pre_and_post_filter(smoke_state):
 def test_max_gen_batches_below_one_is_refused(smoke_state):
     from dataclasses import replace
 
-    from entropyctl.interventions import InterventionError
-    from entropyctl.train.loop import setup
+    from entropyctl.errors import BadInput
 
     _, cfg = smoke_state
-    bad = replace(cfg, rollout=replace(cfg.rollout, max_gen_batches=0))
-    with pytest.raises(InterventionError, match="max_gen_batches"):
-        setup(bad, log=lambda *_: None)
+    with pytest.raises(BadInput, match="rollout.max_gen_batches=0"):  # at composition, before any setup
+        replace(cfg.rollout, max_gen_batches=0)

@@ -23,8 +23,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from entropyctl.errors import BadInput
 from entropyctl.analysis.fitlaw import fit_law
-from entropyctl.runstore.glossary import DEFAULT_ENTROPY_KEY, DEFAULT_PERF_KEY, PER_RESPONSE_ENTROPY_KEY
+from entropyctl.analysis.runs import law_pairs
+from entropyctl.runstore.glossary import PER_RESPONSE_ENTROPY_KEY
 from entropyctl.runstore.store import json_safe, series
 
 
@@ -45,7 +47,7 @@ ZERO_SPREAD = 1e-12  # relative standard error below which seeds count as identi
 PASS_PREFIX = "eval/pass@"
 
 
-class CompareError(ValueError):
+class CompareError(BadInput):
     """Input compare cannot work with, phrased for the user in one line."""
 
 
@@ -150,14 +152,10 @@ def winner(rows: list[dict[str, Any]], k: int) -> str | None:
 
 
 def law_points(rows: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
-    """(H, R) pairs from rounds that logged both: eval is sparser, so pair by row, never interpolate."""
-    H, R = [], []
-    for row in rows:
-        h, r = row.get(DEFAULT_ENTROPY_KEY), row.get(DEFAULT_PERF_KEY)
-        if _is_num(h) and _is_num(r):
-            H.append(float(h))
-            R.append(float(r))
-    return H, R
+    """(H, R) pairs for the law, as fit-law pairs them (analysis/runs.py `law_pairs`: eval/acc of
+    round r with the entropy of the policy that produced it, logged in round r + 1)."""
+    H, R = law_pairs(rows)
+    return [float(h) for h in H], [float(r) for r in R]
 
 
 def run_summary(rows: list[dict[str, Any]], k: int, pass_keys: Iterable[str]) -> dict[str, float]:

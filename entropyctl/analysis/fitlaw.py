@@ -81,9 +81,14 @@ def unfittable_reason(H: np.ndarray, R: np.ndarray, n_dropped: int = 0) -> str |
     if np.var(x) <= MIN_REL_VAR_X * max(np.mean(x) ** 2, 1e-300):
         return ("entropy is constant (exp(H) has ~zero variance): nothing to fit "
                 "(a collapsed run, or --entropy names the wrong key)")
-    if np.max(R) > 1.0 + 1e-9 and np.max(R) <= 100.0 and np.min(R) >= 0.0:
-        return "R goes above 1 and looks like a percentage: rerun with --perf-scale 0.01 (R must be in [0, 1])"
-    return None
+    return None  # R outside [0, 1] is legitimate (a summed reward): the law is scale-free
+
+
+def looks_like_percent(R: np.ndarray) -> bool:
+    """R on a 0-100 scale (not a summed reward on [0, 4]): worth suggesting --perf-scale 0.01."""
+    R = np.asarray(R, dtype=np.float64)
+    R = R[np.isfinite(R)]
+    return bool(len(R)) and R.min() >= 0.0 and 10.0 < R.max() <= 100.0
 
 
 def _t_quantile(level: float, dof: float) -> float:

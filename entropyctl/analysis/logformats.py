@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from entropyctl.errors import BadInput
 from entropyctl.runstore import store as runstore
 
 FORMATS = ("auto", "run", "trl", "trl-console", "verl", "verl-console", "wandb-csv", "csv", "jsonl")
@@ -34,7 +35,7 @@ VAL_KINDS = {"val", "eval", "validation", "test"}
 DISCRIMINATORS = ("split", "mode", "phase", "type", "kind")
 
 
-class LogImportError(ValueError):
+class LogImportError(BadInput):
     """A file (or the options) cannot be read; the message is one line for the user."""
 
 
@@ -123,9 +124,15 @@ def read_text(path: Path, expected: str) -> str:
     if b"\0" in raw[:4096]:
         raise LogImportError(f"cannot read {path}: binary file; expected {expected}")
     try:
-        return raw.decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return raw.decode("latin-1")
+        text = raw.decode("latin-1")
+    # Old-Mac CR-only and Windows CRLF line ends read as lines; terminal colour codes (verl's
+    # console colours its values) are not part of any value.
+    return _ANSI.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def _json_lines(path: Path, text: str, expected: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -242,9 +249,9 @@ def read_trl(path: Path, opts: ImportOptions) -> tuple[list[Record], list[str]]:
 
 
 def read_trl_console(path: Path, text: str, opts: ImportOptions) -> tuple[list[Record], list[str]]:
-    if not opts.logging_steps:
-        raise LogImportError(f"cannot read {path}: TRL console output has no step numbers; "
-                             "pass --logging-steps N (the run's logging_steps)")
+    # No step numbers in the console: the row index is the step (x --logging-steps when given).
+    # The law's fit does not depend on the step scale; only --early and --window read it.
+    every = opts.logging_steps or 1
     recs, bad, i = [], 0, 0
     for blob in re.findall(r"\{'[^{}]*\}", text):
         blob = _NP_INLINE.sub(r"\1", blob)
@@ -258,14 +265,16 @@ def read_trl_console(path: Path, text: str, opts: ImportOptions) -> tuple[list[R
             continue
         metrics = [k for k in d if k != "epoch"]
         if metrics and all(str(k).startswith("eval_") for k in metrics):
-            recs.append(Record(i * opts.logging_steps if i else 0, d, "val"))
+            recs.append(Record(i * every if i else 0, d, "val"))
         else:
             i += 1
-            recs.append(Record(i * opts.logging_steps, d, "train"))
+            recs.append(Record(i * every, d, "train"))
     if not recs:
         raise LogImportError(f"cannot read {path}: no printed metric dicts like {{'loss': ..., 'entropy': ...}}")
     notes = [f"skipped {bad} malformed dict(s)"] if bad else []
-    return recs, notes + ["step = index x --logging-steps (console output has no steps)",
+    steps = ("step = row index x --logging-steps (console output has no steps)" if opts.logging_steps else
+             "step = row index (console output has no steps; --logging-steps N scales it for --early/--window)")
+    return recs, notes + [steps,
                           "C5: TRL averages each log record over logging_steps optimizer steps"]
 
 
@@ -296,6 +305,10 @@ def read_csv_table(path: Path, text: str, wandb: bool) -> tuple[list[Record], li
     if len(rows) < 2 or not rows[0]:
         raise LogImportError(f"cannot read {path}: a CSV needs a header row and data rows")
     header = [h.strip() for h in rows[0]]
+    twice = sorted({h for h in header if h and header.count(h) > 1})
+    if twice:
+        raise LogImportError(f"cannot read {path}: column {twice[0]!r} appears {header.count(twice[0])} times; "
+                             "rename or drop the extra column so each key names one column")
     recs, short = [], 0
     for row in rows[1:]:
         if not any(c.strip() for c in row):
@@ -324,24 +337,20 @@ def read_csv_table(path: Path, text: str, wandb: bool) -> tuple[list[Record], li
 
 
 def read_run(path: Path) -> list[tuple[Path, runstore.Run | None, list[Record], list[str], str | None]]:
-    """Each run below `path`: (dir, Run, records, notes, error). A corrupted run becomes an
-    error for its series only, so one bad run does not hide a sweep."""
+    """Each run below `path`: (dir, Run, records, notes, error), read by the one reader of the
+    run store (analysis/runs.py). A corrupted run becomes an error for its series only, so one
+    bad run does not hide a sweep (compare skips the same runs)."""
+    from entropyctl.analysis.runs import read_runs
+
     if path.is_file():
         path = path.parent
-    out = []
-    for d in runstore.iter_run_dirs([path]):
-        try:
-            run = runstore.load_run(d)
-            mr = runstore.read_metrics(d / runstore.METRICS)
-        except FileNotFoundError:
-            out.append((d, None, [], [], "no metrics.jsonl in the run directory"))
-            continue
-        except runstore.RunStoreError as e:
-            out.append((d, None, [], [], str(e)))
-            continue
-        recs = [Record(None, row, "", run.id) for row in mr.rows]
-        out.append((d, run, recs, list(mr.problems), None))
-    return out
+    runs, skipped = read_runs([path])
+    out: list[tuple[Path, runstore.Run | None, list[Record], list[str], str | None]] = []
+    out += [(d, None, [], [], reason) for d, reason in skipped]
+    for r in runs:
+        recs = [Record(None, row, "", r.run.id) for row in r.rows]
+        out.append((r.path, r.run, recs, list(r.notes), None))
+    return sorted(out, key=lambda t: str(t[0]))
 
 
 def read_records(path: Path, fmt: str, opts: ImportOptions) -> tuple[list[Record], list[str]]:

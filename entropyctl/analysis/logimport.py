@@ -14,7 +14,6 @@ naming the file and what was expected); problems with one series go into Series.
 
 from __future__ import annotations
 
-import bisect
 import fnmatch
 import math
 import re
@@ -24,7 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-from entropyctl.runstore import store as runstore
+from entropyctl.analysis.runs import pair
 from entropyctl.runstore.glossary import DEFAULT_ENTROPY_KEY, DEFAULT_PERF_KEY
 from entropyctl.analysis.logformats import (  # noqa: F401  (ImportOptions, LogImportError: re-exported for callers)
     FORMATS, ImportOptions, LogImportError, Record, read_text, detect_format, flatten,
@@ -125,36 +124,6 @@ def _value_map(recs: list[Record], keys: list[str], step_key: str | None) -> tup
         out[step] = v
     missing = sum(1 for v in out.values() if not math.isfinite(v))
     return out, dups, missing
-
-
-def pair(ent: dict[int, float], perf: dict[int, float],
-         rule: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, int]]:
-    """Pair R (perf) with H (ent, finite values only) by step; rule 'same' or 'next'.
-    Returns (steps, H, R, counts); steps are R's steps, R may hold NaN (missing)."""
-    ent = {s: v for s, v in ent.items() if math.isfinite(v)}
-    es = sorted(ent)
-    counts = {"next": 0, "same": 0, "earlier": 0, "unpaired": 0}
-    steps, H, R = [], [], []
-    for s in sorted(perf):
-        h_step = None
-        if rule == "next":
-            i = bisect.bisect_right(es, s)
-            if i < len(es):
-                h_step, how = es[i], "next"
-            elif s in ent:
-                h_step, how = s, "same"
-            elif i > 0:
-                h_step, how = es[i - 1], "earlier"
-        elif s in ent:
-            h_step, how = s, "same"
-        if h_step is None:
-            counts["unpaired"] += 1
-            continue
-        counts[how] += 1
-        steps.append(s)
-        H.append(ent[h_step])
-        R.append(perf[s])
-    return np.asarray(steps, dtype=np.float64), np.asarray(H), np.asarray(R, dtype=np.float64), counts
 
 
 def _is_val_key(key: str) -> bool:
@@ -296,14 +265,10 @@ def _run_series(path: Path, opts: ImportOptions) -> list[Series]:
         if err is not None:
             out.append(Series(str(d), name, "run", error=err, run_dir=d))
             continue
-        cfg_problem = None
-        try:
-            meta = {**flatten(run.config(), sep="."), **run.info}
-        except runstore.RunStoreError as e:
-            meta, cfg_problem = dict(run.info), str(e)
+        config = run.config()  # read_run skipped runs whose config.yaml is corrupted
+        meta = {**flatten(config, sep="."), **run.info, "_config": config}
         for s in built:
             s.meta.update(meta)
-            s.warnings += [cfg_problem] if cfg_problem else []
             s.run_dir = d
             out.append(s)
     if not out:

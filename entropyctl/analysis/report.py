@@ -263,7 +263,7 @@ def _collapse(fig: Any, by_group: Groups, colors: dict[str, str]) -> None:
 
 def _plain(text: str) -> str:
     """A run text as a literal matplotlib label: no mathtext ($), not hidden by a leading _."""
-    text = str(text).replace("$", r"\$")
+    text = visible(text).replace("$", r"\$")
     return " " + text if text.startswith("_") else text
 
 
@@ -281,10 +281,23 @@ def _finish(ax: Any, xlabel: str, ylabel: str, drawn: bool, what: str) -> None:
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # inline syntax; cells and headings never start a line
 
 
+def visible(text: Any) -> str:
+    """Control characters (an escape byte in a run name) spelled out as \\xNN, never raw: a
+    report must not drive the terminal or the renderer that shows it."""
+    return "".join(c if c.isprintable() or c == "\n" else f"\\x{ord(c):02x}" if ord(c) < 256
+                   else f"\\u{ord(c):04x}" for c in str(text))
+
+
+def esc(text: Any) -> str:
+    """HTML-inert and visible."""
+    return html.escape(visible(text))
+
+
 def md_escape(text: str) -> str:
     """Markdown- and HTML-inert text for a table cell: `& < >` as entities (every renderer
-    honours them, not every one honours a backslash before `<`), markdown syntax backslashed."""
-    return _MD_SPECIAL.sub(r"\\\1", html.escape(str(text), quote=False)).replace("\n", " ")
+    honours them, not every one honours a backslash before `<`), markdown syntax backslashed,
+    control characters spelled out."""
+    return _MD_SPECIAL.sub(r"\\\1", html.escape(visible(text), quote=False)).replace("\n", " ")
 
 
 def _md_table(head: list[str], rows: list[list[str]]) -> str:
@@ -336,7 +349,7 @@ _CSS = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}"
 
 
 def _html_table(head: list[str], rows: list[list[str]]) -> str:
-    e = html.escape
+    e = esc
     th = "".join(f"<th>{e(c)}</th>" for c in head)
     body = "".join("<tr>" + "".join(f"<td>{e(c)}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{th}</tr></thead><tbody>{body}</tbody></table>\n"
@@ -344,7 +357,7 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
 
 def render_html(result: dict[str, Any], plots: dict[str, bytes]) -> str:
     """One self-contained, well-formed page (also parses as XML): PNGs inlined as data URIs."""
-    e = html.escape
+    e = esc
     parts = ['<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"/>',
              f"<title>entropyctl compare</title><style>{_CSS}</style></head><body>",
              "<h1>entropyctl compare</h1>"]

@@ -9,7 +9,6 @@ No torch here, nor in anything it imports.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -17,18 +16,18 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from entropyctl import errors
 from entropyctl.analysis.compare import CompareError, RunInput, compare_runs, to_json
-from entropyctl.runstore.store import RunStoreError, find_runs, is_run_dir
-
-UNSET = "(unset)"
+from entropyctl.analysis.runs import as_name, by_value, check_by, read_runs
+from entropyctl.cli.options import ByOpt, DebugOpt, JsonOpt
+from entropyctl.runstore.store import RunStoreError, is_run_dir
 OUT_DIR = "compare"
 
 
 def compare(
     paths: Annotated[list[Path], typer.Argument(help="Sweep dirs (runs/<sweep>) or run dirs.", show_default=False)],
     *,
-    by: Annotated[Optional[str], typer.Option(
-        "--by", help="Group by this config key (dotted, e.g. optim.lr) instead of the intervention.")] = None,
+    by: ByOpt = None,
     baseline: Annotated[Optional[str], typer.Option(
         "--baseline", help="Group the others are tested against (default: grpo when present).")] = None,
     last_k: Annotated[int, typer.Option(
@@ -38,40 +37,28 @@ def compare(
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Folder for report.md, report.html, compare.json, plots (default: <first sweep>/compare).",
         show_default=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print compare.json instead of the table.")] = False,
-    debug: Annotated[bool, typer.Option("--debug", help="Show Python tracebacks.")] = False,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
 ) -> None:
     """Compare groups of runs across seeds: final metrics, intervals, Welch tests vs a baseline.
 
     Example: entropyctl compare runs/demo --baseline grpo --last-k 10
+    Exit 0 when the report is written, 2 on bad input (nothing written).
     """
-    try:
-        runs = load_inputs(paths, by)
-        result = compare_runs(runs, baseline=baseline, last_k=last_k,
-                              include_incomplete=include_incomplete, by=by)
-        dest = out if out is not None else default_out(paths[0])
-        if dest.exists() and not dest.is_dir():
-            raise CompareError(f"--out {dest} is a file; pass a folder")
-        from entropyctl.analysis.report import build_report
+    skipped: list[str] = []
+    runs = load_inputs(paths, by, skipped)
+    result = compare_runs(runs, baseline=baseline, last_k=last_k,
+                          include_incomplete=include_incomplete, by=by)
+    result["notes"] = [f"skipped a corrupted run: {why}" for why in skipped] + result["notes"]
+    dest = out if out is not None else default_out(paths[0])
+    if dest.exists() and not dest.is_dir():
+        raise CompareError(f"--out {dest} is a file; pass a folder")
+    from entropyctl.analysis.report import build_report
 
-        files = build_report(result, runs)  # everything in memory before the first write
-        write_files(dest, files)
-    except (RunStoreError, CompareError) as e:
-        if debug:
-            raise
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
-    except OSError as e:
-        if debug:
-            raise
-        typer.echo(f"error: {e.filename or ''}: {e.strerror or e}; check the path and its permissions", err=True)
-        raise typer.Exit(2) from None
-    except Exception as e:  # noqa: BLE001 - a traceback is for --debug only
-        if debug:
-            raise
-        typer.echo(f"error: internal error ({type(e).__name__}: {e}); rerun with --debug and report it", err=True)
-        raise typer.Exit(1) from None
-
+    files = build_report(result, runs)  # everything in memory before the first write
+    write_files(dest, files)
+    for why in skipped:
+        errors.say(f"note: skipped a corrupted run: {printable(why)}")
     if as_json:
         sys.stdout.write(to_json(result))
         return
@@ -82,58 +69,35 @@ def compare(
 # ----------------------------------------------------------------------------- reading
 
 
-def load_inputs(paths: list[Path], by: str | None) -> list[RunInput]:
-    """Every run under `paths` with its group and rows. Raises RunStoreError on bad input."""
+def load_inputs(paths: list[Path], by: str | None, skipped_out: list[str] | None = None) -> list[RunInput]:
+    """Every run under `paths` with its group and rows (analysis/runs.py: the reader fit-law uses
+    too); why each corrupted run was skipped goes into `skipped_out`. Runs of different tasks never
+    share a group: with more than one task the group names carry the task."""
     for p in paths:
         if not p.exists():
             raise RunStoreError(f"{p}: no such file or directory; pass a sweep dir (runs/<sweep>) or a run dir")
         if not p.is_dir():
             raise RunStoreError(f"{p}: not a directory; pass a sweep dir (runs/<sweep>) or a run dir")
-    runs = find_runs(paths)
-    if not runs:
-        where = ", ".join(str(p) for p in paths)
+    found, skipped = read_runs(paths)
+    where = ", ".join(str(p) for p in paths)
+    if not found and skipped:
+        raise RunStoreError(f"no usable runs under {where}: {skipped[0][1]}")
+    if not found:
         raise RunStoreError(f"no runs under {where} (no <run>/run.json found); "
                             "pass a sweep dir written by `entropyctl train`, e.g. runs/<sweep>")
-    found_key = by is None
+    if by is not None:
+        check_by([by_value(r.config, r.run.info, by) for r in found], by)
+    several_tasks = len({r.task for r in found}) > 1
     out = []
-    for run in runs:
-        try:
-            rows = run.metrics()
-        except FileNotFoundError:
-            raise RunStoreError(f"{run.path}: no metrics.jsonl; restore it or leave this run out") from None
-        if by is None:
-            group = run.intervention
-        else:
-            value = lookup(run.config(), by)
-            if value is None:
-                value = lookup(run.info, by)
-            found_key = found_key or value is not None
-            group = UNSET if value is None else as_name(value)
-        out.append(RunInput(id=run.id, group=group, status=run.status, seed=run.seed, rows=rows,
-                            path=str(run.path), error=run.info.get("error")))
-    if not found_key:
-        raise RunStoreError(f"no run has config key {by!r} (in config.yaml or run.json); "
-                            "use a dotted path such as optim.lr")
+    for r in found:
+        group = r.run.intervention if by is None else as_name(by_value(r.config, r.run.info, by))
+        if several_tasks and by != "task":
+            group = f"{group} [task={r.task}]"
+        out.append(RunInput(id=r.run.id, group=group, status=r.run.status, seed=r.run.seed, rows=r.rows,
+                            path=str(r.path), error=r.run.info.get("error")))
+    if skipped_out is not None:
+        skipped_out.extend(why for _, why in skipped)
     return out
-
-
-def lookup(tree: dict[str, Any], dotted: str) -> Any:
-    """tree['a']['b'] for 'a.b', or None when any part is missing."""
-    node: Any = tree
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def as_name(value: Any) -> str:
-    """A config value as a group name: YAML spelling for scalars, JSON for lists/dicts."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    return str(value)
 
 
 def default_out(first: Path) -> Path:

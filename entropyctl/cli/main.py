@@ -12,14 +12,34 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from entropyctl import __version__
+from entropyctl import errors
 from entropyctl.cli.compare import compare
 from entropyctl.cli.fit_law import fit_law
 from entropyctl.cli.runs import runs
 
+class _OneErrorPath(TyperGroup):
+    """Every command ends here: its exit code, or one line and the code of what stopped it
+    (errors.report), usage errors included (no usage box). In-process test runners and the
+    console script both see the same thing."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):
+        with errors.debug_scope():
+            try:
+                code = super().main(args=args, prog_name=prog_name or "entropyctl", complete_var=complete_var,
+                                    standalone_mode=False, **extra)
+            except BaseException as e:  # noqa: BLE001 - the one place errors become exit codes
+                if isinstance(e, SystemExit):
+                    raise
+                code = errors.report(e)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
     name="entropyctl",
+    cls=_OneErrorPath,
     help="Entropy-collapse experiments for RL on language models: train, fit-law, compare.",
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -48,10 +68,7 @@ def _root(
 ) -> None:
     """Entropy-collapse experiments for RL on language models."""
     if debug:
-        import os
-
-        os.environ["ENTROPYCTL_DEBUG"] = "1"
-        os.environ["HYDRA_FULL_ERROR"] = "1"
+        errors.enable_debug()
 
 
 @app.command(context_settings=_HYDRA_ARGS, add_help_option=False)
@@ -101,23 +118,8 @@ app.command("runs")(runs)
 
 
 def main() -> None:
-    try:
-        app(prog_name="entropyctl")
-    except Exception as e:  # one line, not a traceback, unless --debug (docs/reliability.md)
-        import os
-
-        if os.environ.get("ENTROPYCTL_DEBUG") == "1" or os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        from entropyctl.runstore.store import RunStoreError
-
-        text = str(e).strip().splitlines()
-        if isinstance(e, (RunStoreError, FileNotFoundError)):
-            typer.echo(f"error: {text[0] if text else type(e).__name__}", err=True)
-            sys.exit(2)
-        typer.echo(f"error: {type(e).__name__}: {text[0] if text else ''} (rerun with --debug for the "
-                   "traceback)", err=True)
-        sys.exit(1)
+    app(prog_name="entropyctl")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

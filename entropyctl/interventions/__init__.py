@@ -29,6 +29,8 @@ Two optional hooks per intervention, given to `register`:
 
 from __future__ import annotations
 
+from entropyctl.errors import BadInput
+
 import dataclasses
 import importlib
 import pkgutil
@@ -49,8 +51,33 @@ DEFAULT_SURROGATE = "grpo"
 SCOPES = ("micro_batch", "minibatch", "round")
 
 
-class InterventionError(ValueError):
+class InterventionError(BadInput):
     """A bad intervention selection or parameter, phrased for the user in one line."""
+
+
+def check_param(name: str, cfg: Any, key: str, ok: bool, rule: str) -> None:
+    """Refuse `intervention.<name>.<key>=<value>` unless `ok`, in one line with the rule and the
+    shipped value: the dataclass default, which the YAML repeats (tests/test_edges.py)."""
+    if not ok:
+        default = next(f.default for f in dataclasses.fields(cfg) if f.name == key)
+        raise InterventionError(f"intervention.{name}.{key}={getattr(cfg, key)} must be {rule}; give e.g. "
+                                f"intervention.{name}.{key}={default}")
+
+
+def check_ppo_clip(name: str, cfg: Any, eps_low_closed: bool = False) -> None:
+    """The PPO clip bounds every clipped surrogate shares (spec §5.2): 0 <= eps_low < 1 (the lower
+    bound 1 - eps_low stays positive; <= 1 where `eps_low_closed`), eps_high >= 0, dual clip c > 1."""
+    low_ok = 0 <= cfg.eps_low <= 1 if eps_low_closed else 0 <= cfg.eps_low < 1
+    check_param(name, cfg, "eps_low", low_ok, "in [0, 1]" if eps_low_closed else "in [0, 1)")
+    check_param(name, cfg, "eps_high", 0 <= cfg.eps_high < float("inf"), "a number >= 0")
+    if hasattr(cfg, "clip_c"):
+        check_param(name, cfg, "clip_c", 1 < cfg.clip_c < float("inf"), "a number > 1 (the dual clip)")
+
+
+def check_scope(name: str, scope: str) -> None:
+    if scope not in SCOPES:
+        raise InterventionError(f"intervention.{name}.scope={scope} is not one of {', '.join(SCOPES)}; "
+                                "choose one of them")
 
 
 @dataclass(frozen=True)

@@ -16,18 +16,28 @@ import torch
 from torch import Tensor
 
 from entropyctl.maths.batch import TokenBatch
-from entropyctl.interventions import register
+from entropyctl.interventions import check_param, check_ppo_clip, check_scope, register
 from entropyctl.maths.losses import centred_cov, masked_mean, ppo_terms
 
 
 @dataclass
 class ClipCovConfig:
-    frac: float = 2e-4  # share (not percent) of valid tokens to detach; authors' 7B/32B scripts
+    # Share (not percent) of valid tokens to detach. The authors' 7B/32B scripts use 2e-4, which
+    # detaches ~1 token of the lab's ~600 per minibatch; 0.02 is what the lab needs to act.
+    frac: float = 0.02
     cov_low: float = 1.0  # omega_low
     cov_high: float = 5.0  # omega_high
     eps_low: float = 1.0  # the authors' Clip-Cov runs set the PPO clip to 1/1: clamp(r, 0, 2)
     eps_high: float = 1.0
     scope: str = "micro_batch"  # micro_batch (per loss call, reference) | minibatch | round
+
+    def __post_init__(self) -> None:
+        check_param("clip_cov", self, "frac", 0 < self.frac <= 1, "a share in (0, 1]")
+        check_param("clip_cov", self, "cov_high", self.cov_low < self.cov_high,
+                    f"above cov_low={self.cov_low} (the band is (cov_low, cov_high))")
+        # eps_low = 1 is the authors' setting (clamp(r, 0, 2)), so [0, 1] here
+        check_ppo_clip("clip_cov", self, eps_low_closed=True)
+        check_scope("clip_cov", self.scope)
 
 
 def clip_cov_candidates(cov: Tensor, valid: Tensor, cov_low: float, cov_high: float) -> Tensor:

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from entropyctl.maths.batch import TokenBatch
-from entropyctl.interventions import register
+from entropyctl.interventions import check_ppo_clip, register
 from entropyctl.maths.losses import clip_stats, dual_clip, masked_mean, ppo_terms
 
 
@@ -27,6 +27,9 @@ class ClipHigherConfig:
     eps_low: float = 0.2  # DAPO run_dapo_qwen2.5_32b.sh clip_ratio_low
     eps_high: float = 0.28  # DAPO clip_ratio_high
     clip_c: float = 10.0  # DAPO scripts' clip_ratio_c (dual clip for A < 0)
+
+    def __post_init__(self) -> None:
+        check_ppo_clip("clip_higher", self)
 
 
 @register("clip_higher", ClipHigherConfig, stage="surrogate")

@@ -29,7 +29,8 @@ class DrGrpoConfig:
 
     def __post_init__(self) -> None:
         if not self.loss_scale > 0:
-            raise InterventionError(f"dr_grpo.loss_scale is {self.loss_scale}; it must be > 0")
+            raise InterventionError(f"intervention.dr_grpo.loss_scale={self.loss_scale} must be > 0; give "
+                                    "e.g. intervention.dr_grpo.loss_scale=16")
 
 
 @register("dr_grpo", DrGrpoConfig, stage="settings")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from entropyctl.maths.batch import TokenBatch
-from entropyctl.interventions import InterventionError, register
+from entropyctl.interventions import InterventionError, check_param, check_scope, register
 from entropyctl.maths.losses import masked_mean, top_k_mask
 
 NORMALIZE_BY = ("selected", "all")
@@ -40,8 +40,8 @@ class ForkingTokensConfig:
             raise InterventionError(
                 f"forking_tokens.normalize_by is {self.normalize_by!r}; choose one of {', '.join(NORMALIZE_BY)}"
             )
-        if not 0 < self.frac <= 1:
-            raise InterventionError(f"forking_tokens.frac is {self.frac}; it must be in (0, 1]")
+        check_param("forking_tokens", self, "frac", 0 < self.frac <= 1, "a share in (0, 1]")
+        check_scope("forking_tokens", self.scope)
 
 
 def forking_count(n_valid: int, frac: float) -> int:

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 
 from entropyctl.maths.batch import TokenBatch
-from entropyctl.interventions import register
+from entropyctl.interventions import check_param, check_ppo_clip, register
 from entropyctl.maths.losses import clip_stats, dual_clip, masked_mean, nll
 
 CORRECT_REWARD = 1.0  # what the task's scoring gives a correct response
@@ -37,6 +37,10 @@ class GppoConfig:
     eps_high: float = 0.28
     clip_c: float = 10.0  # clip_ratio_c
     sft_coef: float = 0.1  # actor.positive_loss_coeff: NLL on correct responses; 0 = off
+
+    def __post_init__(self) -> None:
+        check_ppo_clip("gppo", self)
+        check_param("gppo", self, "sft_coef", 0 <= self.sft_coef < float("inf"), "a number >= 0")
 
 
 def gppo_surrogate(logp: Tensor, old_logp: Tensor, adv: Tensor, eps_low: float, eps_high: float,

@@ -14,7 +14,7 @@ import torch
 from torch import Tensor
 
 from entropyctl.maths.batch import TokenBatch
-from entropyctl.interventions import register
+from entropyctl.interventions import check_ppo_clip, register
 from entropyctl.maths.losses import dual_clip, masked_mean, ppo_terms
 
 
@@ -23,6 +23,9 @@ class GrpoConfig:
     eps_low: float = 0.2  # verl clip_ratio_low
     eps_high: float = 0.2  # verl clip_ratio_high
     clip_c: float = 3.0  # verl clip_ratio_c (dual clip for A < 0; must be > 1)
+
+    def __post_init__(self) -> None:
+        check_ppo_clip("grpo", self)
 
 
 @register("grpo", GrpoConfig, stage="surrogate")

@@ -21,13 +21,17 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from entropyctl.maths.batch import TokenBatch
-from entropyctl.interventions import InterventionError, register
+from entropyctl.interventions import InterventionError, check_param, register
 from entropyctl.maths.losses import masked_mean
 
 
 @dataclass
 class HicraConfig:
     alpha: float = 0.2  # the paper's alpha
+
+    def __post_init__(self) -> None:
+        # alpha > 1 would turn a planning token's negative advantage positive
+        check_param("hicra", self, "alpha", 0 <= self.alpha <= 1, "in [0, 1]")
 
 
 def hicra_advantage(adv: Tensor, plan_mask: Tensor, alpha: float) -> Tensor:

@@ -16,22 +16,30 @@ from dataclasses import dataclass
 from torch import Tensor
 
 from entropyctl.maths.batch import TokenBatch
-from entropyctl.interventions import InterventionError, register
+from entropyctl.interventions import InterventionError, check_param, register
 from entropyctl.maths.losses import kl_estimate, masked_mean
 
 KINDS = ("k1", "k2", "k3", "abs")
+# verl's actor.kl_loss_type names for the same estimators (core_algos.kl_penalty)
+VERL_NAMES = {"kl": "k1", "mse": "k2", "low_var_kl": "k3"}
 
 
 @dataclass
 class KlAnchorConfig:
-    coef: float = 1e-3  # verl actor.kl_loss_coef
-    kind: str = "k3"  # verl actor.kl_loss_type low_var_kl (= k3)
+    # verl's actor.kl_loss_coef 1e-3 is ~100x too weak at the lab's lr and length; 0.1 acts.
+    coef: float = 0.1
+    kind: str = "k3"  # verl actor.kl_loss_type low_var_kl (= k3); verl's names are accepted
 
     def __post_init__(self) -> None:
-        if self.kind.rstrip("+") not in KINDS or self.kind.count("+") > 1:
+        check_param("kl_anchor", self, "coef", 0 <= self.coef < float("inf"), "a number >= 0")
+        plus = "+" if self.kind.endswith("+") else ""
+        base = VERL_NAMES.get(self.kind.rstrip("+"), self.kind.rstrip("+"))
+        if base not in KINDS or self.kind.count("+") > 1:
             raise InterventionError(
-                f"kl_anchor.kind is {self.kind!r}; choose one of {', '.join(KINDS)}, optionally with '+'"
+                f"intervention.kl_anchor.kind={self.kind} is not an estimator; choose one of "
+                f"{', '.join(KINDS)} (or verl's {', '.join(VERL_NAMES)}), optionally with '+'"
             )
+        self.kind = base + plus
 
 
 @register("kl_anchor", KlAnchorConfig, stage="penalty")

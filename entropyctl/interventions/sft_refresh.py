@@ -19,20 +19,21 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from entropyctl.interventions import InterventionError, RoundContext, register
+from entropyctl.interventions import RoundContext, check_param, register
 from entropyctl.maths.losses import logprobs_from_logits, nll
 from entropyctl.models.loading import completion_logits, encode_prompts
 
 
 @dataclass
 class SftRefreshConfig:
-    every: int = 10  # k: rounds between refreshes
+    every: int = 5  # k: rounds between refreshes (5 keeps the lab's format entropy up)
     steps: int = 4  # SFT optimiser steps per refresh
     batch: int = 64  # demonstrations per step
 
     def __post_init__(self) -> None:
-        if self.every < 1 or self.steps < 0 or self.batch < 1:
-            raise InterventionError("sft_refresh: every and batch must be >= 1 and steps >= 0")
+        check_param("sft_refresh", self, "every", self.every >= 1, ">= 1")
+        check_param("sft_refresh", self, "steps", self.steps >= 0, ">= 0")
+        check_param("sft_refresh", self, "batch", self.batch >= 1, ">= 1")
 
 
 def sft_due(round_index: int, every: int) -> bool:

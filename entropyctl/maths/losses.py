@@ -56,18 +56,21 @@ def dual_clip(loss: Tensor, adv: Tensor, clip_c: float) -> Tensor:
 def kl_estimate(logp: Tensor, ref_logp: Tensor, kind: str) -> Tensor:
     """Per-token estimate of KL(pi || ref) on tokens sampled from pi (spec §5.4).
 
-    k1 = lr, k2 = lr^2 / 2, k3 = exp(-lr) + lr - 1 with lr = logp - ref_logp, clamped to
-    +-20 inside and k3 to [-10, 10] as in verl. A trailing '+' (e.g. 'k3+') keeps the named
+    k1 = lr, k2 = lr^2 / 2, k3 = exp(-lr) + lr - 1 with lr = logp - ref_logp. As in verl's
+    `kl_penalty`, only k3 clamps: lr to +-20 inside the exponential and the value to [-10, 10];
+    k1, k2, abs (and the k2 gradient of the straight-through forms) use the raw lr, so the most
+    drifted tokens keep their value and gradient. A trailing '+' (e.g. 'k3+') keeps the named
     estimator's value with the gradient of k2 (straight-through)."""
     straight = kind.endswith("+")
     base = kind.rstrip("+")
-    lr = torch.clamp(logp - ref_logp, -20.0, 20.0)
+    lr = logp - ref_logp
     if base == "k1":
         value = lr
     elif base == "k2":
         value = 0.5 * lr**2
     elif base == "k3":
-        value = torch.clamp(torch.exp(-lr) + lr - 1.0, -10.0, 10.0)
+        clamped = torch.clamp(lr, -20.0, 20.0)
+        value = torch.clamp(torch.exp(-clamped) + clamped - 1.0, -10.0, 10.0)
     elif base == "abs":
         value = lr.abs()
     else:

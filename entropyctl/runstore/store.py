@@ -21,6 +21,8 @@ No torch here: compare and fit-law read runs through this module.
 
 from __future__ import annotations
 
+from entropyctl.errors import BadInput
+
 import json
 import math
 import numbers
@@ -47,7 +49,7 @@ LOCK = ".lock"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+=,-]{0,199}$")
 
 
-class RunStoreError(ValueError):
+class RunStoreError(BadInput):
     """A problem with a run directory, phrased for the user in one line."""
 
 

@@ -14,6 +14,8 @@ check each file's sha256, falling back to an older checkpoint when one is damage
 
 from __future__ import annotations
 
+from entropyctl.errors import BadInput
+
 import hashlib
 import json
 import os
@@ -30,7 +32,7 @@ FORMAT = 1
 _FILES = ("model.safetensors", "optimizer.pt", "rng.pt")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(BadInput):
     """A checkpoint that cannot be used, phrased for the user in one line."""
 
 

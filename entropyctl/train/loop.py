@@ -1,9 +1,12 @@
-"""`entropyctl train`: the round loop. Reads top to bottom:
+"""`entropyctl train`: a run's lifecycle, start -> loop -> finish. A round reads top to bottom:
 
     rollout -> reward -> rescore (+ mismatch) -> advantage -> update (the interventions)
     -> push weights to the rollout backend -> eval -> log
 
-`run(cfg)` sets up one run (model, task, optimiser, run store) and loops `run_round`.
+`run(cfg)` starts one run (`setup`: model, task, optimiser; `create_run`: its directory, with
+the config that will run, `recorded_config`), then `loop` runs its rounds and records how it
+ended. Resuming (train/resume.py) sits beside this: it restores a run and calls `loop`; this
+module never imports it.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from entropyctl.train.checkpoint import config_sha, save_checkpoint
 from entropyctl.config import TrainConfig
 from entropyctl.errors import Divergence
 from entropyctl.train.evaluate import evaluate
-from entropyctl.interventions import InterventionError, Pipeline, RoundContext, build
+from entropyctl.interventions import Pipeline, RoundContext, build
 from entropyctl.train.metrics import round_metrics
 from entropyctl.models.loading import load_policy
 from entropyctl.train.rescore import rescore
@@ -130,8 +133,6 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
     pipeline = build(cfg.intervention)
-    if cfg.rollout.dynamic_sampling and cfg.rollout.max_gen_batches < 1:
-        raise InterventionError("rollout.max_gen_batches must be >= 1 with rollout.dynamic_sampling=true")
     estimator = pipeline.advantage_estimator(cfg.advantage.estimator)
     agg = pipeline.aggregation(cfg.optim.agg_mode, cfg.optim.loss_scale)
     if estimator != cfg.advantage.estimator or agg != (cfg.optim.agg_mode, cfg.optim.loss_scale):
@@ -155,15 +156,30 @@ def run_id(cfg: TrainConfig, label: str) -> str:
     return f"{label}__{cfg.model.name}__s{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def run(cfg: TrainConfig, config_yaml: str, overrides: list[str], log=print) -> Path:
-    """Train one run end to end; returns its run directory. With `resume=true`, continue this
-    sweep's unfinished run of the same config instead, or skip it when it already ended."""
-    if cfg.resume:
-        from entropyctl.train.resume import resume_matching
+def recorded_config(cfg: TrainConfig) -> tuple[TrainConfig, str]:
+    """The config as it will run, and its YAML for config.yaml: runs_dir and cache_dir made
+    absolute (so `entropyctl resume` works from any folder), and the run-level settings an
+    intervention applies (dr_grpo's estimator and aggregation) in place of the ones it replaces."""
+    import copy
 
-        found = resume_matching(cfg, config_yaml, log)
-        if found is not None:
-            return found
+    from omegaconf import OmegaConf
+
+    cfg = copy.deepcopy(cfg)
+    cfg.runs_dir = str(Path(cfg.runs_dir).expanduser().absolute())
+    cfg.cache_dir = str(Path(cfg.cache_dir).expanduser().absolute())
+    pipeline = build(cfg.intervention)
+    cfg.advantage.estimator = pipeline.advantage_estimator(cfg.advantage.estimator)
+    cfg.optim.agg_mode, cfg.optim.loss_scale = pipeline.aggregation(cfg.optim.agg_mode, cfg.optim.loss_scale)
+    return cfg, OmegaConf.to_yaml(OmegaConf.structured(cfg))
+
+
+def run(cfg: TrainConfig, overrides: list[str], log=print) -> Path:
+    """Start one run and train it to the end; returns its run directory."""
+    asked = (cfg.advantage.estimator, cfg.optim.agg_mode, cfg.optim.loss_scale)
+    cfg, config_yaml = recorded_config(cfg)
+    if (cfg.advantage.estimator, cfg.optim.agg_mode, cfg.optim.loss_scale) != asked:
+        log(f"the interventions set advantage.estimator={cfg.advantage.estimator}, optim.agg_mode="
+            f"{cfg.optim.agg_mode}, optim.loss_scale={cfg.optim.loss_scale} (recorded in config.yaml)")
     state = setup(cfg, log)
     writer = create_run(
         Path(cfg.runs_dir), cfg.sweep, run_id(cfg, state.pipeline.label), config_yaml, overrides,
@@ -234,17 +250,16 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
                     checkpoint(r + 1)
                 bar.advance(row)
         writer.finish("finished")
-    except Divergence as e:
-        writer.finish("diverged", error=f"round {r}: {e}", diverged_round=r)
-        e.run_dir, e.round = writer.path, r  # for the CLI's one-line report
-        raise
-    except KeyboardInterrupt as e:
-        writer.finish("interrupted", error=f"interrupted in round {r}")
-        e.run_dir = writer.path
-        raise
-    except Exception as e:
-        writer.finish("failed", error=f"round {r}: {type(e).__name__}: {e}".splitlines()[0])
-        e.run_dir = writer.path
+    except BaseException as e:
+        # The run directory first: a second Ctrl-C while the status is written still reports
+        # where the rounds are (errors.classify follows the exception chain).
+        e.run_dir, e.round = writer.path, r
+        if isinstance(e, Divergence):
+            writer.finish("diverged", error=f"round {r}: {e}", diverged_round=r)
+        elif isinstance(e, KeyboardInterrupt):
+            writer.finish("interrupted", error=f"interrupted in round {r}")
+        elif isinstance(e, Exception):
+            writer.finish("failed", error=f"round {r}: {type(e).__name__}: {e}".splitlines()[0])
         raise
     finally:
         state.backend.close()

@@ -14,7 +14,7 @@ from entropyctl.train.checkpoint import config_sha, latest_checkpoint
 from entropyctl.config import TrainConfig
 from entropyctl.runstore.store import (CONFIG, DROPPED, METRICS, RunStoreError, check_status, is_run_dir,
                                  load_run, now_iso, read_metrics, reopen_run, truncate_metrics)
-from entropyctl.train.loop import _sigterm_as_interrupt, loop, setup
+from entropyctl.train.loop import _sigterm_as_interrupt, loop, recorded_config, run, setup
 
 RESUMABLE = ("running", "interrupted", "failed")  # running = killed without a word
 # Keys that may differ between a run and the `resume=true` command that finds it again.
@@ -34,6 +34,24 @@ def load_config(config_yaml: str, where: Path) -> TrainConfig:
     except (yaml.YAMLError, OmegaConfBaseException) as e:
         msg = str(e).splitlines()[0] if str(e) else type(e).__name__
         raise RunStoreError(f"{where}: unusable config.yaml ({msg}); restore it or start a new run") from None
+
+
+def _absolute_paths(cfg: TrainConfig, run_dir: Path) -> None:
+    """Runs record absolute runs_dir and cache_dir. An older run's relative ones are taken
+    from where the run directory lies (<runs_dir>/<sweep>/<run>), never from the current
+    folder, which would silently pretrain a new base model elsewhere."""
+    runs_root = run_dir.resolve().parent.parent
+    rel = Path(cfg.runs_dir)
+    if rel.is_absolute():
+        return
+    parts = tuple(p for p in rel.parts if p != ".")
+    if parts and runs_root.parts[-len(parts):] != parts:
+        raise RunStoreError(f"{run_dir}: its config.yaml has runs_dir={cfg.runs_dir}, which does not lead to "
+                            "this run; set runs_dir in config.yaml to the absolute folder it was started in")
+    started_in = Path(*runs_root.parts[: len(runs_root.parts) - len(parts)])
+    cfg.runs_dir = str(runs_root)
+    if not Path(cfg.cache_dir).is_absolute():
+        cfg.cache_dir = str(started_in / cfg.cache_dir)
 
 
 def _comparable(config: dict) -> dict:
@@ -77,6 +95,7 @@ def resume(run_dir: Path, log=print, progress: bool | None = None, threads: int 
         cfg.progress = progress
     if threads is not None:
         cfg.threads = threads
+    _absolute_paths(cfg, run_dir)
     read_metrics(run_dir / METRICS)  # a corrupted line: refuse before the slow setup
     writer = reopen_run(run_dir, RESUMABLE)  # locks the run; refuses finished/diverged ones
     try:
@@ -88,8 +107,9 @@ def resume(run_dir: Path, log=print, progress: bool | None = None, threads: int 
                          sample_gen=state.sample_gen)
             start = ckpt.round
         moved = truncate_metrics(run_dir, start)
-    except BaseException:
+    except BaseException as e:
         writer.close()  # nothing of the run was changed: leave it as it was
+        e.run_dir = run_dir  # rounds are on disk: the report must say where, never "nothing written"
         raise
     resumes = [*writer.info.get("resumes", []), {"at": now_iso(), "from_round": start, "rows_dropped": moved}]
     writer.update(status="running", ended=None, error=None, host=socket.gethostname(), pid=os.getpid(),
@@ -103,10 +123,20 @@ def resume(run_dir: Path, log=print, progress: bool | None = None, threads: int 
 
 
 
-def resume_matching(cfg: TrainConfig, config_yaml: str, log=print) -> Path | None:
+def train_or_resume(cfg: TrainConfig, overrides: list[str], log=print) -> Path:
+    """`entropyctl train`: a new run, or with `resume=true` this sweep's unfinished run of the
+    same config (an ended one is left as it is)."""
+    if cfg.resume:
+        found = resume_matching(cfg, log)
+        if found is not None:
+            return found
+    return run(cfg, overrides, log)
+
+
+def resume_matching(cfg: TrainConfig, log=print) -> Path | None:
     """For `train ... resume=true`: resume this sweep's run of the same config, or leave an
     ended one as it is; None when there is none (the caller starts a new run)."""
-    found = find_previous(cfg, config_yaml)
+    found = find_previous(cfg, recorded_config(cfg)[1])
     if found is None:
         return None
     status = load_run(found).status

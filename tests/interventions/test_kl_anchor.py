@@ -41,9 +41,18 @@ def test_k1_can_be_negative():
     assert pen.item() == pytest.approx(-1.0)
 
 
+@pytest.mark.parametrize("verl, ours", [("low_var_kl", "k3"), ("mse", "k2"), ("kl", "k1"), ("low_var_kl+", "k3+")])
+def test_verl_names_are_our_estimators(verl, ours):
+    """verl's actor.kl_loss_type names select the same estimator, value and gradient."""
+    assert KlAnchorConfig(kind=verl).kind == ours
+    a, _ = kl_anchor(batch([-2.5], [-1.0]), KlAnchorConfig(coef=1.0, kind=verl))
+    b, _ = kl_anchor(batch([-2.5], [-1.0]), KlAnchorConfig(coef=1.0, kind=ours))
+    assert a.item() == b.item()
+
+
 def test_clear_errors():
-    with pytest.raises(InterventionError, match="kind"):
-        build({"kl_anchor": {"kind": "low_var_kl"}})
+    with pytest.raises(InterventionError, match="kind=full"):
+        build({"kl_anchor": {"kind": "full"}})
     b = batch([-1.0], [-2.0]).replace(ref_logp=None)
     with pytest.raises(InterventionError, match="ref_logp"):
         kl_anchor(b, KlAnchorConfig())
