@@ -123,7 +123,7 @@ ROWS = [
     Row("pretrain-lr-zero", (*T, "model.pretrain_lr=0"), ("model.pretrain_lr=0.0", "positive")),
     Row("model-kind-unknown", (*T, "model.kind=gguf"), ("model.kind=gguf", "not installed", "lab")),
     Row("task-name-unknown", (*T, "task.name=chess"), ("task.name=chess", "addition")),
-    Row("backend-vllm", (*T, "rollout.backend=vllm"), ("rollout.backend=vllm", "not available", "torch")),
+    Row("backend-vllm", (*T, "rollout.backend=vllm"), ("rollout=vllm needs vLLM", "not installed", "pip install")),
     Row("empty-runs-dir", (*T, "runs_dir="), ("runs_dir is empty",)),
     # -- train: intervention parameters (each dataclass's __post_init__)
     Row("grpo-eps-low", (*T, "intervention.grpo.eps_low=1.5"), ("intervention.grpo.eps_low=1.5", "[0, 1)", "=0.2")),

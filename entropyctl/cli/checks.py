@@ -202,12 +202,7 @@ def check_config(cfg: TrainConfig, command: str) -> None:
     if cfg.task.name not in tasks:
         raise BadInput(f"task.name={cfg.task.name} is not an installed task; choose one of "
                        f"{', '.join(tasks) or '(none: reinstall entropyctl)'}")
-    if command == "train":
-        from entropyctl.train.rollout import BACKENDS
-
-        if cfg.rollout.backend not in BACKENDS:
-            raise BadInput(f"rollout.backend={cfg.rollout.backend} is not available here; choose one of "
-                           f"{', '.join(sorted(BACKENDS))}")
+    if command == "train":  # the rollout backend and its install are RolloutConfig's own checks
         _check_interventions(cfg.intervention)
 
 

@@ -100,8 +100,6 @@ def atomic_write_text(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-# ----------------------------------------------------------------------------- writing
-
 
 class RunWriter:
     """Appends one metrics row per round and keeps run.json's status current."""
