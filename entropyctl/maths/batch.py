@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional
 
+import torch
 from torch import Tensor
 
 
@@ -18,6 +19,13 @@ class Rollout:
     texts: list[str]  # decoded completions, without end-of-sequence
     group_ids: Tensor  # (B,) long, index of the prompt each response answers
     problems: list  # (B,) task problems, one per response
+    # (B,) bool: the completion ended with end-of-sequence within the token budget. Tasks
+    # decide what an unfinished (truncated) completion earns; the lab gives it nothing.
+    finished: Optional[Tensor] = None
+
+    def __post_init__(self) -> None:
+        if self.finished is None:
+            self.finished = self.completion_mask.new_ones(self.completion_ids.shape[0], dtype=torch.bool)
 
     @property
     def size(self) -> int:
@@ -29,7 +37,7 @@ class Rollout:
         return Rollout(
             self.prompt_ids[idx], self.prompt_mask[idx], self.completion_ids[idx],
             self.completion_mask[idx], [self.texts[k] for k in i], self.group_ids[idx],
-            [self.problems[k] for k in i],
+            [self.problems[k] for k in i], self.finished[idx],
         )
 
 

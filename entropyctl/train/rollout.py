@@ -78,10 +78,9 @@ def sample(model, tokenizer, problems: list, group_size: int, max_new_tokens: in
         model, tokenizer, [p.prompt for p in rows], max_new_tokens, temperature, generator, greedy
     )
     mask, finished = completion_mask_from_ids(ids, tokenizer.eos_token_id)
-    # Text of each completion without end-of-sequence; an unfinished one is marked so that
-    # the reward can refuse it (the answer must end within max_new_tokens).
+    # Text of each completion without end-of-sequence; whether it ended travels as `finished`
+    # (the task decides what a truncated answer earns).
     keep = (mask.bool() & (ids != tokenizer.eos_token_id))
     texts = tokenizer.batch_decode([row[k].tolist() for row, k in zip(ids, keep)], skip_special_tokens=True)
-    texts = [t if f else t + "\u2026" for t, f in zip(texts, finished.tolist())]
     group_ids = torch.arange(len(problems)).repeat_interleave(group_size)
-    return Rollout(prompt_ids, prompt_mask, ids, mask, texts, group_ids, rows)
+    return Rollout(prompt_ids, prompt_mask, ids, mask, texts, group_ids, rows, finished)
