@@ -209,6 +209,9 @@ def check_config(cfg: TrainConfig, command: str) -> None:
     for key, low in (("rounds", 1), ("checkpoint_every", 0), ("checkpoint_keep", 1)):
         if getattr(cfg, key) < low:
             raise BadInput(f"{key}={getattr(cfg, key)} is out of range; give {key}>={low}")
+    from entropyctl.tasks import check as check_task
+
+    check_task(cfg.task)  # the prompt file, its rows, the verifier's extra: before any run dir
     if command == "train":
         _check_interventions(cfg.intervention)
 
