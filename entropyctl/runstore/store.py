@@ -7,6 +7,7 @@ Layout (docs/run-store.md is the user-facing description):
       overrides.txt  the command-line overrides, one per line
       run.json       id, sweep, intervention, seed, status, times, version, git commit, error
       metrics.jsonl  one JSON object per round, appended and flushed as each round ends
+      samples.jsonl  a few completions of each round (round, prompt, completion, reward, format)
       fit.json       written by `entropyctl fit-law`
       checkpoints/   the latest resume checkpoint(s) (entropyctl/train/checkpoint.py)
       metrics.dropped.jsonl  rows a resume recomputed, kept rather than deleted
@@ -41,6 +42,7 @@ from entropyctl import __version__
 STATUSES = ("running", "finished", "failed", "diverged", "interrupted")
 RUN_JSON = "run.json"
 METRICS = "metrics.jsonl"
+SAMPLES = "samples.jsonl"
 CONFIG = "config.yaml"
 DROPPED = "metrics.dropped.jsonl"
 LOCK = ".lock"
@@ -117,14 +119,11 @@ class RunWriter:
             os.close(self.lock_fd)
             self.lock_fd = None
 
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / METRICS
-
-    def append(self, row: dict[str, Any]) -> None:
-        line = json.dumps(json_safe(row), sort_keys=False) + "\n"
-        with open(self.metrics_path, "a") as f:
-            f.write(line)
+    def append(self, *rows: dict[str, Any], to: str = METRICS) -> None:
+        """Append rows (metrics by default, SAMPLES for readable completions) and flush."""
+        text = "".join(json.dumps(json_safe(r), ensure_ascii=False) + "\n" for r in rows)
+        with open(self.path / to, "a", encoding="utf-8") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
 
