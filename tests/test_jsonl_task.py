@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import math
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -160,11 +158,25 @@ def test_plan_mask_marks_the_tokens_of_strategic_phrases(tmp_path):
     assert (plan <= mask).all()
 
 
-def test_train_refuses_a_missing_prompt_file_before_any_run_dir(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "entropyctl", "train", "task=jsonl",
-                           f"task.path={tmp_path / 'nope.jsonl'}", f"runs_dir={tmp_path / 'runs'}"],
-                          capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and "task.path=" in lines[0] and "is not a file" in lines[0]
+@pytest.mark.parametrize("args,says", [
+    (("task.path={W}/nope.jsonl",), "task.path='{W}/nope.jsonl' is not a file"),
+    ((), "task=jsonl needs the prompt file"),
+    (("task.path={W}/d.jsonl", "task.verifier=bogus"), "task.verifier=bogus is unknown; give one of"),
+    (("task.path={W}/d.jsonl", "task.max_new_tokens=0"), "task.max_new_tokens=0 is out of range"),
+    (("task.path={W}/bad.jsonl",), "1 bad rows of 41"),
+    (("task.path={W}/d.jsonl", "task.prompt_key=problem"), "none of the 10 rows is usable (first: d.jsonl:1: no 'problem' field)"),
+])
+def test_train_refuses_bad_task_input_before_any_run_dir(tmp_path, args, says):
+    from typer.testing import CliRunner
+
+    from entropyctl.cli.main import app
+
+    gsm8k_jsonl(tmp_path / "d.jsonl", 10)
+    write_jsonl(tmp_path / "bad.jsonl", [*gsm8k_rows(40), {"question": "q"}])
+    w = str(tmp_path)
+    out = CliRunner().invoke(app, ["train", "task=jsonl", *(a.replace("{W}", w) for a in args),
+                                   f"runs_dir={w}/runs"])
+    lines = out.output.strip().splitlines()
+    assert out.exit_code == 2 and len(lines) == 1, out.output
+    assert says.replace("{W}", w) in lines[0] and lines[0].startswith("error: ")
     assert not (tmp_path / "runs").exists()

@@ -3,17 +3,14 @@ a trailing full stop after `####`, two numbers in one text, no answer at all."""
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from entropyctl.errors import BadInput
 from entropyctl.tasks import verifiers as V
 
-try:
-    import math_verify  # noqa: F401
-
-    HAVE_MATH = True
-except ImportError:
-    HAVE_MATH = False
+HAVE_MATH = importlib.util.find_spec("math_verify") is not None
 
 needs_math = pytest.mark.skipif(not HAVE_MATH, reason="math-verify not installed (pip install 'entropyctl[math]')")
 

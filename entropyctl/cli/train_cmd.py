@@ -102,6 +102,8 @@ def _explain(exc: BaseException, overrides: list[str]) -> str:
         chain.append(e)
         e = e.__cause__ or e.__context__
     for e in chain:
+        if isinstance(e, BadInput):  # a config dataclass's __post_init__ already said it in one line
+            return _first_line(e)
         if isinstance(e, MissingConfigException):
             m = re.search(r"Could not (?:find|load) '([^']+)'", str(e))
             if m and "/" in m.group(1):

@@ -93,9 +93,15 @@ class JsonlTask:
         self.bad: list[str] = []  # "file:line: why" of every bad row
         self.n_rows = 0
         problems = self._load(Path(cfg.path), "task.path")
-        if cfg.val_path:
-            self.train_problems = problems
-            self.val_problems = self._load(Path(cfg.val_path), "task.val_path")
+        val = self._load(Path(cfg.val_path), "task.val_path") if cfg.val_path else None
+        if len(self.bad) == self.n_rows:
+            raise BadInput(f"task: none of the {self.n_rows} rows is usable (first: {self.bad[0] if self.bad else 'empty file'}); "
+                           f"check task.prompt_key={cfg.prompt_key}, task.answer_key={cfg.answer_key} and task.verifier")
+        if len(self.bad) > cfg.max_bad_rows:
+            raise BadInput(f"task: {len(self.bad)} bad rows of {self.n_rows} (first: {self.bad[0]}); fix "
+                           f"them or allow them with task.max_bad_rows={len(self.bad)}")
+        if val is not None:
+            self.train_problems, self.val_problems = problems, val
         else:
             if cfg.val_size >= len(problems):
                 raise BadInput(f"task.val_size={cfg.val_size} leaves no training rows of the {len(problems)} good "
@@ -103,9 +109,8 @@ class JsonlTask:
             held = set(random.Random(cfg.val_seed).sample(range(len(problems)), cfg.val_size))
             self.train_problems = [p for i, p in enumerate(problems) if i not in held]
             self.val_problems = [problems[i] for i in sorted(held)]
-        if len(self.bad) > cfg.max_bad_rows:
-            raise BadInput(f"task.path: {len(self.bad)} bad rows of {self.n_rows} (first: {self.bad[0]}); fix "
-                           f"them or allow them with task.max_bad_rows={len(self.bad)}")
+        if not cfg.val_path and cfg.val_size == 0:
+            raise BadInput("task.val_size=0 leaves no validation prompts; give task.val_size>=1 or task.val_path")
         if not self.train_problems or not self.val_problems:
             which = "task.path" if not self.train_problems else "task.val_path"
             raise BadInput(f"{which}: no usable rows; check task.prompt_key={cfg.prompt_key} and "
