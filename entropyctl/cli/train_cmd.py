@@ -214,6 +214,9 @@ def check_config(cfg: TrainConfig, command: str) -> None:
     from entropyctl.tasks import check as check_task
 
     check_task(cfg.task)  # the prompt file, its rows, the verifier's extra: before any run dir
+    if cfg.model.kind == "lab" and not cfg.model.path and cfg.task.kind != "addition":
+        raise BadInput(f"task.kind={cfg.task.kind} needs a model with a real tokenizer (the lab model knows "
+                       "only additions); add model=hf model.path=/path/to/checkpoint")
     if command == "train":
         _check_interventions(cfg.intervention)
 
