@@ -179,6 +179,20 @@ class EvalConfig:
 
 
 @dataclass
+class TrackingConfig:
+    # Mirror every round, the config and samples to Weights & Biases (extra [wandb]); the run
+    # store stays the source of truth and a wandb failure never fails the run.
+    wandb: bool = False
+    wandb_mode: str = "auto"  # auto (online when an API key is configured) | online | offline
+    project: str = "entropyctl"
+    entity: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if self.wandb_mode not in ("auto", "online", "offline"):
+            raise BadInput(f"tracking.wandb_mode={self.wandb_mode} is not a mode; give auto, online or offline")
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -187,6 +201,7 @@ class TrainConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
     # {intervention name: its parameters}; validated against each intervention's dataclass.
     intervention: Dict[str, Any] = field(default_factory=dict)
     sweep: str = "default"

@@ -16,6 +16,7 @@ import typer
 from entropyctl import __version__
 from entropyctl.cli.compare import compare
 from entropyctl.cli.fit_law import fit_law
+from entropyctl.cli.runs import runs
 
 app = typer.Typer(
     name="entropyctl",
@@ -96,6 +97,7 @@ def resume(
 
 app.command("fit-law")(fit_law)
 app.command("compare")(compare)
+app.command("runs")(runs)
 
 
 def main() -> None:

@@ -26,8 +26,9 @@ from omegaconf import DictConfig, OmegaConf
 from entropyctl.config import TrainConfig, register_schemas
 from entropyctl.errors import BadInput
 
-# conf/ sits at the repository root, beside the package (editable install).
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+# The shipped configs: the top-level conf/, reached through the package's conf symlink so that an
+# editable install and an installed wheel (which packs conf/ as package data) find them alike.
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 
 EXIT_BAD_INPUT, EXIT_FAILED, EXIT_DIVERGED, EXIT_INTERRUPTED = 2, 1, 3, 130
 

@@ -68,9 +68,7 @@ def now_iso() -> str:
 
 def git_commit(cwd: Path | None = None) -> str | None:
     try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5
-        )
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         return None
     return out.stdout.strip() or None if out.returncode == 0 else None
@@ -109,9 +107,8 @@ class RunWriter:
     """Appends one metrics row per round and keeps run.json's status current."""
 
     def __init__(self, path: Path, info: dict[str, Any], lock_fd: int | None = None):
-        self.path = path
-        self.info = info
-        self.lock_fd = lock_fd
+        self.path, self.info, self.lock_fd = path, info, lock_fd
+        self.mirrors: list = []  # copies of what is written (wandb): log(row), log_samples(rows), finish(status)
 
     def close(self) -> None:
         """Release the run's lock (the OS also does when the process dies)."""
@@ -126,6 +123,12 @@ class RunWriter:
             f.write(text)
             f.flush()
             os.fsync(f.fileno())
+        for m in self.mirrors:  # wandb: metrics row by row, samples as one table
+            if to == SAMPLES:
+                m.log_samples(list(rows))
+            else:
+                for row in rows:
+                    m.log(row)
 
     def update(self, **fields: Any) -> None:
         self.info.update(fields)
@@ -135,6 +138,8 @@ class RunWriter:
         if status not in STATUSES:
             raise ValueError(f"unknown status {status!r}")
         self.update(status=status, ended=now_iso(), error=error, **fields)
+        for m in self.mirrors:
+            m.finish(status)
 
 
 def lock_run(path: Path) -> int | None:
@@ -265,9 +270,7 @@ def truncate_metrics(run_dir: Path, start: int) -> int:
 
 
 def _span(rounds: list[int]) -> str:
-    if not rounds:
-        return "none"
-    return f"{rounds[0]}..{rounds[-1]} ({len(rounds)} rows)"
+    return f"{rounds[0]}..{rounds[-1]} ({len(rounds)} rows)" if rounds else "none"
 
 
 # ----------------------------------------------------------------------------- reading
@@ -302,8 +305,7 @@ def read_metrics(path: Path) -> MetricsRead:
         if not isinstance(row, dict):
             raise RunStoreError(f"{path}:{i}: metrics line is not a JSON object")
         rows.append(row)
-    problems = ["dropped a torn last line"] if torn else []
-    return MetricsRead(rows, torn, problems)
+    return MetricsRead(rows, torn, ["dropped a torn last line"] if torn else [])
 
 
 @dataclass

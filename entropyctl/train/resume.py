@@ -19,7 +19,7 @@ from entropyctl.train.loop import _sigterm_as_interrupt, loop, setup
 
 RESUMABLE = ("running", "interrupted", "failed")  # running = killed without a word
 # Keys that may differ between a run and the `resume=true` command that finds it again.
-_NOT_COMPARED = ("resume", "progress", "threads", "debug", "runs_dir", "cache_dir", "checkpoint_every",
+_NOT_COMPARED = ("resume", "progress", "threads", "debug", "runs_dir", "cache_dir", "checkpoint_every", "tracking",
                  "checkpoint_keep")
 
 
