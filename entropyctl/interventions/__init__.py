@@ -181,6 +181,8 @@ class Pipeline:
             stats.update(s)
         per_token, s = self.surrogate(b, chosen.get(self.surrogate.__name__))
         stats.update(s)
+        if b.is_weight is not None:  # rollout correction (spec §14): the surrogate only
+            per_token = per_token * b.is_weight
         for penalty in self.penalty:
             p, s = penalty(b)
             per_token = per_token + p

@@ -22,6 +22,9 @@ class Rollout:
     # (B,) bool: the completion ended with end-of-sequence within the token budget. Tasks
     # decide what an unfinished (truncated) completion earns; the lab gives it nothing.
     finished: Optional[Tensor] = None
+    # (B, T) float: the rollout backend's log-prob of each sampled token (its processed
+    # log-probs, temperature applied; 0 on padding), or None: logp_roll of spec §14.
+    rollout_logp: Optional[Tensor] = None
 
     def __post_init__(self) -> None:
         if self.finished is None:
@@ -38,6 +41,7 @@ class Rollout:
             self.prompt_ids[idx], self.prompt_mask[idx], self.completion_ids[idx],
             self.completion_mask[idx], [self.texts[k] for k in i], self.group_ids[idx],
             [self.problems[k] for k in i], self.finished[idx],
+            rollout_logp=None if self.rollout_logp is None else self.rollout_logp[idx],
         )
 
 
@@ -48,9 +52,15 @@ class Scored:
     old_logp: Tensor  # (B, T) log-prob of sampled tokens under the rollout policy
     h: Tensor  # (B, T) token entropy of the rollout policy
     ref_logp: Optional[Tensor]  # (B, T) log-prob under the frozen base model
+    # (B, T) detached rollout-correction weight of each token's surrogate loss (spec §14), or
+    # None (no correction); set by the loop after rescoring.
+    is_weight: Optional[Tensor] = None
 
     def select(self, idx: Tensor) -> "Scored":
-        return Scored(self.old_logp[idx], self.h[idx], None if self.ref_logp is None else self.ref_logp[idx])
+        def rows(x):
+            return None if x is None else x[idx]
+
+        return Scored(self.old_logp[idx], self.h[idx], rows(self.ref_logp), rows(self.is_weight))
 
 
 @dataclass
@@ -68,6 +78,8 @@ class TokenBatch:
     # Tokens whose loss counts (numerator). A mask-stage intervention may narrow it while the
     # denominator keeps `mask` (e.g. forking tokens with normalize_by=all).
     loss_mask: Optional[Tensor] = None
+    # Rollout correction (spec §14): detached weight multiplying each token's surrogate loss.
+    is_weight: Optional[Tensor] = None
 
     def __post_init__(self) -> None:
         if self.loss_mask is None:

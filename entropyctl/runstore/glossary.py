@@ -38,6 +38,17 @@ GLOSSARY: dict[str, str] = {
     "time/eval": "seconds spent on validation",
     "perf/tokens_per_s": "completion tokens sampled per second of rollout time",
     "grad/norm": "gradient norm before clipping, mean over optimiser steps",
+    "time/push": "seconds spent pushing the updated weights to the rollout backend (0 for rollout=torch)",
+    # Train/inference mismatch (spec §14), raw: before any correction. δ = old_logp − logp_roll
+    # per valid token, logp_roll the backend's sampling log-prob, ρ = exp(δ).
+    "mismatch/kl_k1": "mean of −δ over valid tokens: k1 estimate of KL(rollout engine ‖ trainer) (spec §14)",
+    "mismatch/kl_k3": "mean of (ρ − 1) − δ over valid tokens: k3 estimate of KL(rollout engine ‖ trainer) (spec §14)",
+    "mismatch/ratio_p01": "1st percentile of ρ = π_trainer/π_rollout over valid tokens, before correction (spec §14)",
+    "mismatch/ratio_p50": "median of ρ = π_trainer/π_rollout over valid tokens, before correction (spec §14)",
+    "mismatch/ratio_p99": "99th percentile of ρ = π_trainer/π_rollout over valid tokens, before correction (spec §14)",
+    "mismatch/ratio_max": "largest ρ = π_trainer/π_rollout over valid tokens, before correction (spec §14)",
+    "mismatch/seq_logratio_mean": "per-response log-ratio Σ_t δ, mean over responses (what seq_* corrections act on)",
+    "mismatch/seq_logratio_absmax": "per-response log-ratio Σ_t δ, largest |·| over responses",
 }
 
 # Keys logged only when the intervention or switch that owns them is on (one line each). Kept
@@ -57,6 +68,8 @@ CONDITIONAL: dict[str, str] = {
     "hicra/plan_frac": "share of valid tokens that are planning tokens, whose advantage HICRA scales (spec §8.3)",
     "sft_refresh/steps": "SFT steps on demonstrations taken after this round's update (0 off schedule)",
     "sft_refresh/nll": "mean demonstration NLL over this round's SFT-refresh steps (rounds with steps only)",
+    "correction/frac": "share of valid tokens (token_*) or responses (seq_*) that rollout.correction truncated or masked (spec §14)",
+    "correction/weight_mean": "mean rollout-correction weight over valid tokens (rollout.correction != none; spec §14)",
     "time/round_hooks": "seconds spent in round-stage interventions after the update (sft_refresh)",
     "entropy/seqmean_prefilter": "entropy/seqmean over all generated rollouts, before dynamic-sampling filtering (spec §1.1)",
     "entropy/tokmean_prefilter": "entropy/tokmean over all generated rollouts, before dynamic-sampling filtering (spec §1.1)",

@@ -10,7 +10,7 @@ from entropyctl.train.rollout import sample
 
 @torch.no_grad()
 def evaluate(model, tokenizer, task, temperature: float, max_new_tokens: int,
-             generator: torch.Generator, greedy: bool = True, backend: str = "torch") -> dict[str, float]:
+             generator: torch.Generator, greedy: bool = True, backend="torch") -> dict[str, float]:
     problems = task.val_problems
     out = {}
     ro = sample(model, tokenizer, problems, 1, max_new_tokens, temperature, generator, backend=backend)

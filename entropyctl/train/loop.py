@@ -1,6 +1,7 @@
 """`entropyctl train`: the round loop. Reads top to bottom:
 
-    rollout -> reward -> rescore -> advantage -> update (the interventions) -> eval -> log
+    rollout -> reward -> rescore (+ mismatch) -> advantage -> update (the interventions)
+    -> push weights to the rollout backend -> eval -> log
 
 `run(cfg)` sets up one run (model, task, optimiser, run store) and loops `run_round`.
 """
@@ -26,7 +27,8 @@ from entropyctl.train.metrics import round_metrics
 from entropyctl.models.loading import load_policy
 from entropyctl.train.rescore import rescore
 from entropyctl.train.reward import readable_samples, score
-from entropyctl.train.rollout import sample
+from entropyctl.train.backends import Backend, make_backend
+from entropyctl.train.rollout import mismatch, sample
 from entropyctl.runstore.store import CONFIG, SAMPLES, RunWriter, create_run
 from entropyctl.train.sampling import collect_rollouts, keep_informative
 from entropyctl.tasks import Task, build as build_task
@@ -56,6 +58,7 @@ class RunState:
     pipeline: Pipeline
     prompt_rng: random.Random  # which prompts each round draws
     sample_gen: torch.Generator  # token sampling and minibatch order
+    backend: Backend  # samples the rollouts; follows the policy's weights after every update
 
 
 def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None) -> dict[str, float]:
@@ -65,7 +68,7 @@ def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None
     def draw():
         problems = s.task.sample_train(s.prompt_rng, ro_cfg.prompts_per_round)
         ro = sample(s.model, s.tokenizer, problems, ro_cfg.group_size, cfg.task.max_new_tokens,
-                    ro_cfg.temperature, s.sample_gen, backend=ro_cfg.backend)
+                    ro_cfg.temperature, s.sample_gen, backend=s.backend)
         return (ro, *score(ro, s.task))
 
     with t("rollout"):
@@ -76,6 +79,7 @@ def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None
     seen = {}
     if ro_cfg.dynamic_sampling:
         ro, scored, rewards, formats, seen = keep_informative(ro, scored, rewards, formats, ro_cfg, batches)
+    scored, mism = mismatch(ro, scored, ro_cfg)  # raw metrics; correction weights when asked
     estimator = s.pipeline.advantage_estimator(cfg.advantage.estimator)
     adv = compute_advantage(rewards, ro_cfg.group_size, estimator, cfg.advantage.eps)
     plan_mask = s.task.plan_mask(ro.completion_ids, ro.completion_mask, s.tokenizer)  # hicra
@@ -88,13 +92,15 @@ def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None
             ctx = RoundContext(r, s.model, s.optimizer, s.tokenizer, s.task,
                                random.Random(cfg.seed * 1_000_003 + r), cfg.optim.grad_clip)
             stats.update(s.pipeline.after_round(ctx))
+    with t("push"):
+        s.backend.push_weights(s.model)  # the next rollout (and eval) samples the new weights
     ev = {}
     if (r + 1) % cfg.eval.every == 0 or r + 1 == cfg.rounds:
         with t("eval"):
             # Its own generator: evaluating (or not) never shifts the training RNG streams.
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + r)
             ev = evaluate(s.model, s.tokenizer, s.task, ro_cfg.temperature, cfg.task.max_new_tokens,
-                          gen, greedy=cfg.eval.greedy, backend=ro_cfg.backend)
+                          gen, greedy=cfg.eval.greedy, backend=s.backend)
     if samples is not None and cfg.log.samples_per_round:
         # Its own generator: which completions get logged never shifts the training streams.
         pick = random.Random(cfg.seed * 10_007 + r)
@@ -102,6 +108,7 @@ def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None
     row = {"round": r}
     row.update(round_metrics(ro, scored, rewards, adv, formats, s.task.format_names, ro_cfg.temperature))
     row.update(seen)
+    row.update(mism)
     row.update(stats)
     row.update(ev)
     row.update(t.times)
@@ -145,10 +152,11 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
     base.requires_grad_(False)
     model.eval()
     base.eval()
+    backend = make_backend(cfg.rollout.backend, cfg.rollout, path, model, cfg.seed)
     # Seeded last: pretraining on a cache miss must not shift the run's random streams.
     torch.manual_seed(cfg.seed)  # interventions that pick at random (clip_cov) use it
     return RunState(model, base, tokenizer, make_optimizer(model, cfg.optim), task, pipeline,
-                    random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed))
+                    random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed), backend)
 
 
 def run_id(cfg: TrainConfig, label: str) -> str:
@@ -223,6 +231,8 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
         with RoundProgress(label, cfg.rounds, start, enabled=cfg.progress) as bar:
             if every > 0 and start == 0:
                 checkpoint(0)  # resume never depends on re-running setup the same way
+            if start > 0:
+                state.backend.push_weights(state.model)  # resumed weights, not the base's
             for r in range(start, cfg.rounds):
                 samples: list = []
                 row = run_round(r, state, cfg, samples)
@@ -247,4 +257,5 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
         e.run_dir = writer.path
         raise
     finally:
+        state.backend.close()
         writer.close()

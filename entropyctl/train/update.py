@@ -60,6 +60,7 @@ def update(model, optimizer, ro: Rollout, scored: Scored, adv: Tensor, rewards: 
             h=entropy_from_logits(logits), rewards=rewards[idx],
             ref_logp=None if scored.ref_logp is None else scored.ref_logp[idx],
             plan_mask=None if plan_mask is None else plan_mask[idx],
+            is_weight=None if scored.is_weight is None else scored.is_weight[idx],
         )
 
     chosen: dict[str, Tensor] = {}  # name -> (B, T) bool, selections wider than a loss call
