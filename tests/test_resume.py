@@ -23,7 +23,8 @@ import pytest
 import torch
 
 from entropyctl.train.checkpoint import CKPT_DIR, config_sha, latest_checkpoint, list_checkpoints, save_checkpoint
-from entropyctl.runstore.store import DROPPED, RunStoreError, lock_run, truncate_metrics
+from entropyctl.runstore.samples import read_samples, truncate_samples
+from entropyctl.runstore.store import DROPPED, SAMPLES, RunStoreError, lock_run, truncate_metrics
 from tests.helpers import wait_for_single_run
 
 ROUNDS = 5
@@ -110,6 +111,19 @@ def test_resumed_metrics_equal_an_uninterrupted_run(pair):
     assert stable(a) == stable(b)  # bit for bit: JSON floats round-trip exactly
     assert any(r["loss/policy"] != 0 for r in a)  # the weights did move
     assert a[0]["entropy/seqmean"] != a[-1]["entropy/seqmean"]
+
+
+def test_resumed_samples_equal_an_uninterrupted_run(pair):
+    a, b = read_samples(pair["base"]), read_samples(pair["run"])
+    assert [r["round"] for r in a] == [r for r in range(ROUNDS) for _ in range(4)]  # log.samples_per_round
+    assert a == b  # the resume dropped the recomputed rounds' samples, which came back the same
+
+
+def test_truncate_samples_keeps_earlier_rounds(tmp_path):
+    (tmp_path / SAMPLES).write_text("".join(json.dumps({"round": r, "completion": f"c{r}"}) + "\n"
+                                            for r in (0, 0, 1, 2, 2)) + '{"round": 3, "compl')
+    assert truncate_samples(tmp_path, 2) == 2
+    assert [r["round"] for r in read_samples(tmp_path)] == [0, 0, 1]
 
 
 def test_resumed_final_state_is_bit_identical(pair):

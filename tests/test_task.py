@@ -14,19 +14,19 @@ TASK = AdditionTask(TaskConfig())
 P = Problem("07+12", 19)
 
 
-@pytest.mark.parametrize("text,fmt,reward", [
-    ("=19", "equals", 1.0),
-    (" => answer 19", "arrow", 1.0),
-    (" #### 19", "hash", 1.0),
-    ("=20", "equals", 0.0),          # known format, wrong sum
-    (" #### 19 ", UNKNOWN, 0.0),     # trailing text is not the format
-    ("19", UNKNOWN, 0.0),
-    ("=19\u2026", UNKNOWN, 0.0),     # unfinished within max_new_tokens
-    ("", UNKNOWN, 0.0),
+@pytest.mark.parametrize("text,fmt,reward,finished", [
+    ("=19", "equals", 1.0, True),
+    (" => answer 19", "arrow", 1.0, True),
+    (" #### 19", "hash", 1.0, True),
+    ("=20", "equals", 0.0, True),          # known format, wrong sum
+    (" #### 19 ", UNKNOWN, 0.0, True),     # trailing text is not the format
+    ("19", UNKNOWN, 0.0, True),
+    ("=19", UNKNOWN, 0.0, False),          # did not end within max_new_tokens
+    ("", UNKNOWN, 0.0, True),
 ])
-def test_classify_and_score(text, fmt, reward):
-    assert TASK.classify(text) == fmt
-    assert TASK.score(text, P) == reward
+def test_classify_and_score(text, fmt, reward, finished):
+    assert TASK.classify(text, finished) == fmt
+    assert TASK.score(text, P, finished) == reward
 
 
 def test_prompts_are_fixed_width():

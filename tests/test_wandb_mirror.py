@@ -48,6 +48,8 @@ def test_offline_mirror_holds_every_round_and_the_config(smoke_runs_dir: Path):
     assert got["run_id"] == run.name  # same id as the run store: resume continues it
     assert [h["_step"] for h in got["history"]] == [0, 1]
     assert [h["reward/mean"] for h in got["history"]] == [r["reward/mean"] for r in rows]
+    # samples.jsonl's records of each round, as a table at that round's step (log.samples_per_round=4)
+    assert [int(h["samples/nrows"]) for h in got["history"]] == [4, 4]
     assert [h["entropy/seqmean"] for h in got["history"]] == [r["entropy/seqmean"] for r in rows]
     assert got["config"]["seed"] == 7 and got["config"]["rollout"]["group_size"] == 4
     assert got["summary"]["status"] == "finished"

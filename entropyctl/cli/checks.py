@@ -199,9 +199,15 @@ def check_config(cfg: TrainConfig, command: str) -> None:
                        "config.json); give a directory saved with save_pretrained, or leave model.path "
                        "unset for the lab model")
     tasks = plugins.available(plugins.TASKS)
-    if cfg.task.name not in tasks:
-        raise BadInput(f"task.name={cfg.task.name} is not an installed task; choose one of "
+    if cfg.task.kind not in tasks:
+        raise BadInput(f"task.kind={cfg.task.kind} is not an installed task; choose one of "
                        f"{', '.join(tasks) or '(none: reinstall entropyctl)'}")
+    from entropyctl.tasks import check as check_task
+
+    check_task(cfg.task)  # the prompt file, its rows, the verifier's extra: before any run dir
+    if cfg.model.kind == "lab" and not cfg.model.path and cfg.task.kind != "addition":
+        raise BadInput(f"task.kind={cfg.task.kind} needs a model with a real tokenizer (the lab model knows "
+                       "only additions); add model=hf model.path=/path/to/checkpoint")
     if command == "train":  # the rollout backend and its install are RolloutConfig's own checks
         _check_interventions(cfg.intervention)
 

@@ -27,11 +27,14 @@ from entropyctl.lab.task import AdditionTask
 from entropyctl.lab.tokenizer import build_char_tokenizer
 
 CACHE_VERSION = 1  # bump when pretraining code changes the weights for the same config
+LAB_TASK_KEYS = ("name", "digits", "formats", "error_offsets", "val_seed")
 
 
 def base_hash(model_cfg: ModelConfig, task_cfg: TaskConfig) -> str:
     m = {k: v for k, v in asdict(model_cfg).items() if k not in ("name", "path", "attn_impl")}
-    t = {k: v for k, v in asdict(task_cfg).items() if k not in ("n_val", "max_new_tokens")}
+    # Only what shapes the corpus (the prompt-file fields of TaskConfig leave the cache alone).
+    t = {k: v for k, v in asdict(task_cfg).items() if k in LAB_TASK_KEYS}
+    t["formats"] = [{k: f[k] for k in ("name", "prefix", "share", "correct")} for f in t["formats"]]
     blob = json.dumps({"v": CACHE_VERSION, "model": m, "task": t}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 

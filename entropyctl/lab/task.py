@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from entropyctl.config import TaskConfig
+from entropyctl.errors import BadInput
 from entropyctl.tasks.base import UNKNOWN
 
 if TYPE_CHECKING:
@@ -32,15 +33,15 @@ class Problem:
 class AdditionTask:
     def __init__(self, cfg: TaskConfig):
         if not cfg.formats:
-            raise ValueError("task.formats is empty: give at least one answer format")
+            raise BadInput("task.formats is empty: give at least one answer format")
         total = sum(f.share for f in cfg.formats)
         if total <= 0 or any(f.share < 0 or not 0 <= f.correct <= 1 for f in cfg.formats):
-            raise ValueError("task.formats: shares must be >= 0 (sum > 0) and correct in [0, 1]")
+            raise BadInput("task.formats: shares must be >= 0 (sum > 0) and correct in [0, 1]")
         prefixes = [f.prefix for f in cfg.formats]
         for i, p in enumerate(prefixes):
             # The format must be readable back from the text: no prefix may start another.
             if any(j != i and q.startswith(p) for j, q in enumerate(prefixes)):
-                raise ValueError(f"task.formats: prefix {p!r} is a prefix of another format's")
+                raise BadInput(f"task.formats: prefix {p!r} is a prefix of another format's; make the prefixes distinct")
         self.cfg = cfg
         self.formats = list(cfg.formats)
         self.format_names = [f.name for f in cfg.formats]
@@ -55,6 +56,9 @@ class AdditionTask:
     def _problem(self, a: int, b: int) -> Problem:
         d = self.cfg.digits
         return Problem(f"{a:0{d}d}+{b:0{d}d}", a + b)
+
+    def bind(self, tokenizer) -> None:
+        """Prompts are plain text for the lab's own tokenizer: nothing to render."""
 
     def sample_train(self, rng: random.Random, n: int) -> list[Problem]:
         """n training problems, drawn with replacement from the non-validation pairs."""
@@ -97,15 +101,21 @@ class AdditionTask:
         plan = torch.arange(T)[None, :] < n_plan[:, None]
         return plan.to(completion_mask.dtype) * completion_mask
 
-    def classify(self, completion: str) -> str:
-        """Name of the format `completion` is written in, or 'unknown'."""
+    def classify(self, completion: str, finished: bool = True) -> str:
+        """Name of the format `completion` is written in, or 'unknown' (so is every
+        completion that did not end within max_new_tokens)."""
+        if not finished:
+            return UNKNOWN
         for f in self.formats:
             if completion.startswith(f.prefix) and completion[len(f.prefix):].isdigit():
                 return f.name
         return UNKNOWN
 
-    def score(self, completion: str, problem: Problem) -> float:
-        """1.0 for `<known prefix><correct integer>` exactly, else 0.0."""
+    def score(self, completion: str, problem: Problem, finished: bool = True) -> float:
+        """1.0 for `<known prefix><correct integer>` exactly, ended within max_new_tokens,
+        else 0.0."""
+        if not finished:
+            return 0.0
         for f in self.formats:
             if completion == f"{f.prefix}{problem.answer}":
                 return 1.0

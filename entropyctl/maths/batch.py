@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Optional
 
+import torch
 from torch import Tensor
 
 
@@ -18,9 +19,16 @@ class Rollout:
     texts: list[str]  # decoded completions, without end-of-sequence
     group_ids: Tensor  # (B,) long, index of the prompt each response answers
     problems: list  # (B,) task problems, one per response
+    # (B,) bool: the completion ended with end-of-sequence within the token budget. Tasks
+    # decide what an unfinished (truncated) completion earns; the lab gives it nothing.
+    finished: Optional[Tensor] = None
     # (B, T) float: the rollout backend's log-prob of each sampled token (its processed
     # log-probs, temperature applied; 0 on padding), or None: logp_roll of spec §14.
     rollout_logp: Optional[Tensor] = None
+
+    def __post_init__(self) -> None:
+        if self.finished is None:
+            self.finished = self.completion_mask.new_ones(self.completion_ids.shape[0], dtype=torch.bool)
 
     @property
     def size(self) -> int:
@@ -32,7 +40,7 @@ class Rollout:
         return Rollout(
             self.prompt_ids[idx], self.prompt_mask[idx], self.completion_ids[idx],
             self.completion_mask[idx], [self.texts[k] for k in i], self.group_ids[idx],
-            [self.problems[k] for k in i],
+            [self.problems[k] for k in i], self.finished[idx],
             rollout_logp=None if self.rollout_logp is None else self.rollout_logp[idx],
         )
 

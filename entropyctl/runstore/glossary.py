@@ -25,6 +25,7 @@ GLOSSARY: dict[str, str] = {
     "entropy/temperature": "sampling temperature the entropies above are measured at",
     "format/entropy": "entropy (nats) of the distribution of answer formats over the round's rollouts",
     "format/share/<name>": "share of the round's rollouts written in format <name> ('unknown' = none)",
+    "format/acc/<name>": "share of full-reward responses among the round's rollouts in format <name> (null when none)",
     "format/top_share": "share of the most common format this round",
     "loss/policy": "policy loss of the update, mean over minibatches (what is minimised, penalties included)",
     "clip/frac": "share of valid tokens where the PPO clip is active (L2 > L1; spec §5.2 pg_clipfrac)",
@@ -90,7 +91,7 @@ def describe(key: str) -> str:
         return GLOSSARY[key]
     if key in CONDITIONAL:
         return CONDITIONAL[key]
-    for prefix in ("format/share/", "eval/format/"):
+    for prefix in ("format/share/", "format/acc/", "eval/format/"):
         if key.startswith(prefix):
             return GLOSSARY[f"{prefix}<name>"].replace("<name>", key.removeprefix(prefix))
     return "metric logged by an intervention or backend (see its module docstring)"

@@ -7,6 +7,7 @@ Layout (docs/run-store.md is the user-facing description):
       overrides.txt  the command-line overrides, one per line
       run.json       id, sweep, intervention, seed, status, times, version, git commit, error
       metrics.jsonl  one JSON object per round, appended and flushed as each round ends
+      samples.jsonl  a few completions of each round (round, prompt, completion, reward, format)
       fit.json       written by `entropyctl fit-law`
       checkpoints/   the latest resume checkpoint(s) (entropyctl/train/checkpoint.py)
       metrics.dropped.jsonl  rows a resume recomputed, kept rather than deleted
@@ -43,6 +44,7 @@ from entropyctl import __version__
 STATUSES = ("running", "finished", "failed", "diverged", "interrupted")
 RUN_JSON = "run.json"
 METRICS = "metrics.jsonl"
+SAMPLES = "samples.jsonl"
 CONFIG = "config.yaml"
 DROPPED = "metrics.dropped.jsonl"
 LOCK = ".lock"
@@ -106,7 +108,7 @@ class RunWriter:
 
     def __init__(self, path: Path, info: dict[str, Any], lock_fd: int | None = None):
         self.path, self.info, self.lock_fd = path, info, lock_fd
-        self.mirrors: list = []  # copies of what is written (wandb): log(row), finish(status)
+        self.mirrors: list = []  # copies of what is written (wandb): log(row), log_samples(rows), finish(status)
 
     def close(self) -> None:
         """Release the run's lock (the OS also does when the process dies)."""
@@ -114,18 +116,19 @@ class RunWriter:
             os.close(self.lock_fd)
             self.lock_fd = None
 
-    @property
-    def metrics_path(self) -> Path:
-        return self.path / METRICS
-
-    def append(self, row: dict[str, Any]) -> None:
-        line = json.dumps(json_safe(row), sort_keys=False) + "\n"
-        with open(self.metrics_path, "a") as f:
-            f.write(line)
+    def append(self, *rows: dict[str, Any], to: str = METRICS) -> None:
+        """Append rows (metrics by default, SAMPLES for readable completions) and flush."""
+        text = "".join(json.dumps(json_safe(r), ensure_ascii=False) + "\n" for r in rows)
+        with open(self.path / to, "a", encoding="utf-8") as f:
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
-        for m in self.mirrors:
-            m.log(row)
+        for m in self.mirrors:  # wandb: metrics row by row, samples as one table
+            if to == SAMPLES:
+                m.log_samples(list(rows))
+            else:
+                for row in rows:
+                    m.log(row)
 
     def update(self, **fields: Any) -> None:
         self.info.update(fields)
@@ -267,9 +270,7 @@ def truncate_metrics(run_dir: Path, start: int) -> int:
 
 
 def _span(rounds: list[int]) -> str:
-    if not rounds:
-        return "none"
-    return f"{rounds[0]}..{rounds[-1]} ({len(rounds)} rows)"
+    return f"{rounds[0]}..{rounds[-1]} ({len(rounds)} rows)" if rounds else "none"
 
 
 # ----------------------------------------------------------------------------- reading
@@ -304,8 +305,7 @@ def read_metrics(path: Path) -> MetricsRead:
         if not isinstance(row, dict):
             raise RunStoreError(f"{path}:{i}: metrics line is not a JSON object")
         rows.append(row)
-    problems = ["dropped a torn last line"] if torn else []
-    return MetricsRead(rows, torn, problems)
+    return MetricsRead(rows, torn, ["dropped a torn last line"] if torn else [])
 
 
 @dataclass

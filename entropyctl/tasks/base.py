@@ -1,7 +1,14 @@
 """The interface between the core and a task (spec §7.3 formats, §8.1 planning tokens).
 
 A task owns its problems, its verifier and its notion of format; the core only calls these
-methods. Problems are opaque to the core except for `.prompt` (the text the policy sees)."""
+methods. Problems are opaque to the core except for `.prompt` (the text the policy sees).
+Whether a completion ended (end-of-sequence within `task.max_new_tokens`) reaches `score` and
+`classify` as `finished`: each task decides what a truncated completion earns.
+
+A task is a class built from a `TaskConfig` and registered by `task.kind` under the entry-point
+group "entropyctl.tasks" (entropyctl/plugins.py). Optional: a `check(cfg)` static method
+the CLI calls before any run directory exists, and `describe() -> str`, a line for the log.
+"""
 
 from __future__ import annotations
 
@@ -19,17 +26,20 @@ class Task(Protocol):
     format_names: list[str]  # the declared formats, in order (UNKNOWN is implicit)
     val_problems: Sequence  # fixed held-out problems, the same every round and every run
 
+    def bind(self, tokenizer) -> None:
+        """Called once with the policy's tokenizer before anything is sampled (chat templates)."""
+
     def sample_train(self, rng: random.Random, n: int) -> list:
         """n training problems drawn with `rng` (the run's prompt stream)."""
 
-    def score(self, completion: str, problem) -> float:
+    def score(self, completion: str, problem, finished: bool) -> float:
         """The verifier's reward for one completion (text without end-of-sequence)."""
 
-    def classify(self, completion: str) -> str:
+    def classify(self, completion: str, finished: bool) -> str:
         """The name of the format `completion` is written in, or UNKNOWN."""
 
     def plan_mask(self, completion_ids: "Tensor", completion_mask: "Tensor", tokenizer) -> "Tensor":
         """(B, T) float: 1 on planning tokens (HICRA, the planning/execution entropies)."""
 
     def demonstrations(self, rng: random.Random, n: int) -> tuple[list, list[str]]:
-        """n problems with correct completions (sft_refresh)."""
+        """n problems with correct completions, without end-of-sequence (sft_refresh)."""

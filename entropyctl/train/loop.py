@@ -29,10 +29,10 @@ from entropyctl.interventions import Pipeline, RoundContext, build
 from entropyctl.train.metrics import round_metrics
 from entropyctl.models.loading import load_policy
 from entropyctl.train.rescore import rescore
-from entropyctl.train.reward import score
+from entropyctl.train.reward import readable_samples, score
 from entropyctl.train.backends import Backend, make_backend
 from entropyctl.train.rollout import mismatch, sample
-from entropyctl.runstore.store import CONFIG, RunWriter, create_run
+from entropyctl.runstore.store import CONFIG, SAMPLES, RunWriter, create_run
 from entropyctl.train.sampling import collect_rollouts, keep_informative
 from entropyctl.tasks import Task, build as build_task
 from entropyctl.train.update import make_optimizer, update
@@ -64,7 +64,8 @@ class RunState:
     backend: Backend  # samples the rollouts; follows the policy's weights after every update
 
 
-def run_round(r: int, s: RunState, cfg: TrainConfig) -> dict[str, float]:
+def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None) -> dict[str, float]:
+    """The round's metrics row; `log.samples_per_round` readable completions go to `samples`."""
     t, ro_cfg = Timer(), cfg.rollout
 
     def draw():
@@ -103,6 +104,10 @@ def run_round(r: int, s: RunState, cfg: TrainConfig) -> dict[str, float]:
             gen = torch.Generator().manual_seed(cfg.seed * 100_003 + r)
             ev = evaluate(s.model, s.tokenizer, s.task, ro_cfg.temperature, cfg.task.max_new_tokens,
                           gen, greedy=cfg.eval.greedy, backend=s.backend)
+    if samples is not None and cfg.log.samples_per_round:
+        # Its own generator: which completions get logged never shifts the training streams.
+        pick = random.Random(cfg.seed * 10_007 + r)
+        samples.extend(readable_samples(r, ro, rewards, formats, cfg.log.samples_per_round, pick))
     row = {"round": r}
     row.update(round_metrics(ro, scored, rewards, adv, formats, s.task.format_names, ro_cfg.temperature))
     row.update(seen)
@@ -141,6 +146,9 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
     task = build_task(cfg.task)
     path = resolve_model_path(cfg, log)
     model, tokenizer = load_policy(path, cfg.model.attn_impl)
+    task.bind(tokenizer)  # prompts rendered for this tokenizer (chat template)
+    if hasattr(task, "describe"):
+        log(task.describe())
     base, _ = load_policy(path, cfg.model.attn_impl)
     base.requires_grad_(False)
     model.eval()
@@ -242,8 +250,10 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
             if start > 0:
                 state.backend.push_weights(state.model)  # resumed weights, not the base's
             for r in range(start, cfg.rounds):
-                row = run_round(r, state, cfg)
+                samples: list = []
+                row = run_round(r, state, cfg, samples)
                 writer.append(row)
+                writer.append(*samples, to=SAMPLES)
                 writer.update(rounds_done=r + 1)
                 _check_weights(state.model)
                 if every > 0 and ((r + 1) % every == 0 or r + 1 == cfg.rounds):

@@ -26,6 +26,17 @@ def format_metrics(formats: list[str], names: list[str]) -> dict[str, float]:
     return out
 
 
+def format_accuracy(formats: list[str], rewards: Tensor, names: list[str]) -> dict[str, float]:
+    """`format/acc/<name>`: share of full-reward responses among those written in each format
+    (and 'unknown'); NaN (null in metrics.jsonl) for a format nobody used this round."""
+    correct = (rewards >= 1.0).tolist()
+    out = {}
+    for name in [*names, UNKNOWN]:
+        hits = [c for f, c in zip(formats, correct) if f == name]
+        out[f"format/acc/{name}"] = sum(hits) / len(hits) if hits else math.nan
+    return out
+
+
 def round_metrics(ro: Rollout, scored: Scored, rewards: Tensor, adv: Tensor, formats: list[str],
                   format_names: list[str], temperature: float) -> dict[str, float]:
     mask, h = ro.completion_mask, scored.h
@@ -42,4 +53,5 @@ def round_metrics(ro: Rollout, scored: Scored, rewards: Tensor, adv: Tensor, for
     if scored.ref_logp is not None:
         out["kl/base_k3"] = masked_mean(kl_estimate(scored.old_logp, scored.ref_logp, "k3"), mask).item()
     out.update(format_metrics(formats, format_names))
+    out.update(format_accuracy(formats, rewards, format_names))
     return out

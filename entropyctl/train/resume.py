@@ -14,6 +14,7 @@ from entropyctl.train.checkpoint import config_sha, latest_checkpoint
 from entropyctl.config import TrainConfig
 from entropyctl.runstore.store import (CONFIG, DROPPED, METRICS, RunStoreError, check_status, is_run_dir,
                                  load_run, now_iso, read_metrics, reopen_run, truncate_metrics)
+from entropyctl.runstore.samples import truncate_samples
 from entropyctl.train.loop import _sigterm_as_interrupt, loop, recorded_config, run, setup
 
 RESUMABLE = ("running", "interrupted", "failed")  # running = killed without a word
@@ -107,6 +108,7 @@ def resume(run_dir: Path, log=print, progress: bool | None = None, threads: int 
                          sample_gen=state.sample_gen)
             start = ckpt.round
         moved = truncate_metrics(run_dir, start)
+        truncate_samples(run_dir, start)  # the recomputed rounds log their samples again
     except BaseException as e:
         writer.close()  # nothing of the run was changed: leave it as it was
         e.run_dir = run_dir  # rounds are on disk: the report must say where, never "nothing written"

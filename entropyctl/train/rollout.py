@@ -84,14 +84,13 @@ def sample(model, tokenizer, problems: list, group_size: int, max_new_tokens: in
                            temperature, generator, greedy)
     prompt_ids, prompt_mask, ids = raw.prompt_ids, raw.prompt_mask, raw.completion_ids
     mask, finished = completion_mask_from_ids(ids, tokenizer.eos_token_id)
-    # Text of each completion without end-of-sequence; an unfinished one is marked so that
-    # the reward can refuse it (the answer must end within max_new_tokens).
+    # Text of each completion without end-of-sequence; whether it ended travels as `finished`
+    # (the task decides what a truncated answer earns).
     keep = (mask.bool() & (ids != tokenizer.eos_token_id))
     texts = tokenizer.batch_decode([row[k].tolist() for row, k in zip(ids, keep)], skip_special_tokens=True)
-    texts = [t if f else t + "\u2026" for t, f in zip(texts, finished.tolist())]
     group_ids = torch.arange(len(problems)).repeat_interleave(group_size)
     logp = None if raw.logp is None else raw.logp * mask  # 0 after end-of-sequence
-    return Rollout(prompt_ids, prompt_mask, ids, mask, texts, group_ids, rows, rollout_logp=logp)
+    return Rollout(prompt_ids, prompt_mask, ids, mask, texts, group_ids, rows, finished, rollout_logp=logp)
 
 
 def mismatch(ro: Rollout, scored: Scored, cfg: RolloutConfig) -> tuple[Scored, dict[str, float]]:

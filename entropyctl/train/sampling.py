@@ -62,6 +62,7 @@ def concat_rollouts(rollouts: list[Rollout], pad_id: int) -> Rollout:
         texts=[t for r in rollouts for t in r.texts],
         group_ids=torch.cat([r.group_ids + o for r, o in zip(rollouts, offsets)]),
         problems=[p for r in rollouts for p in r.problems],
+        finished=torch.cat([r.finished for r in rollouts]),
         rollout_logp=None if rollouts[0].rollout_logp is None else
         torch.cat([_pad_to(r.rollout_logp, T, 0.0, left=False) for r in rollouts]),
     )

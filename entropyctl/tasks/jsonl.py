@@ -1,0 +1,231 @@
+"""The `jsonl` task: a researcher's own prompt file, scored by a verifier (docs/tasks.md).
+
+    entropyctl train model=hf model.path=CKPT task=jsonl task.path=train.jsonl task.verifier=gsm8k
+
+Each row of `task.path` (JSONL, or Parquet / CSV by suffix) holds a prompt (`task.prompt_key`)
+and a reference answer (`task.answer_key`). A row missing either, with an empty prompt or an
+answer the verifier cannot read is a bad row: counted, reported, skipped, and more than
+`task.max_bad_rows` of them stop the run before it starts. Validation rows come from
+`task.val_path`, or `task.val_size` rows of `task.path` held out with `task.val_seed`.
+
+Prompts are rendered once the policy's tokenizer is known (`bind`): with its chat template
+when it has one (`task.chat_template`, default on for such tokenizers), the system prompt
+first. Formats are named regular expressions (first match wins); planning tokens are those
+covered by a strategic phrase (spec §8.1).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import random
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Optional
+
+from entropyctl.config import TaskConfig
+from entropyctl.errors import BadInput
+from entropyctl.tasks import verifiers
+from entropyctl.tasks.base import UNKNOWN
+
+if TYPE_CHECKING:
+    from torch import Tensor
+
+READERS = (".jsonl", ".json", ".parquet", ".csv")
+
+
+@dataclass(frozen=True)
+class Problem:
+    prompt: str  # what the policy sees (the chat template applied once bound)
+    text: str  # the row's prompt field as written
+    answer: str  # the reference answer, as written
+    demo: str  # a correct completion for sft_refresh (task.demo_key, else the answer)
+    row: int  # 1-based line of the row in its file
+
+
+def read_rows(path: Path, key: str) -> list[tuple[int, object]]:
+    """(line number, row) for each record of a JSONL, Parquet or CSV file; one-line BadInput
+    when the file is missing or not of a readable kind. A JSONL line that is not JSON is a row
+    of None (a bad row, counted by the caller)."""
+    if not path.is_file():
+        raise BadInput(f"{key}={str(path)!r} is not a file; give the path of a .jsonl, .parquet or .csv file")
+    suffix = path.suffix.lower()
+    if suffix not in READERS:
+        raise BadInput(f"{key}={str(path)!r} has suffix {suffix or '(none)'!r}; give a .jsonl, .parquet "
+                       "or .csv file")
+    if suffix == ".csv":
+        with open(path, newline="", encoding="utf-8") as f:
+            return [(i, row) for i, row in enumerate(csv.DictReader(f), 2)]
+    if suffix == ".parquet":
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:
+            raise BadInput(f"{key}={str(path)!r}: reading Parquet needs pyarrow (pip install pyarrow); "
+                           "or convert the file to JSONL") from None
+        return list(enumerate(pq.read_table(path).to_pylist(), 1))
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for i, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    rows.append((i, json.loads(line)))
+                except json.JSONDecodeError:
+                    rows.append((i, None))
+    return rows
+
+
+class JsonlTask:
+    def __init__(self, cfg: TaskConfig):
+        for f in cfg.formats:
+            if not f.pattern:
+                raise BadInput(f"task.formats: format {f.name!r} has no pattern; task=jsonl classifies "
+                               "completions by regular expression (e.g. {name: boxed, pattern: '\\\\boxed'})")
+        if cfg.verifier == "math":
+            verifiers.require_math_verify()
+        self.cfg = cfg
+        self.format_names = [f.name for f in cfg.formats]
+        self._formats = [(f.name, re.compile(f.pattern)) for f in cfg.formats]
+        # Whole words only: `wait` is a strategic move, `awaited` is not.
+        self._phrases = [re.compile(rf"(?<!\w){re.escape(p.strip().lower())}(?!\w)")
+                         for p in cfg.planning_phrases if p.strip()]
+        self._pieces: dict[int, str] = {}
+        self.bad: list[str] = []  # "file:line: why" of every bad row
+        self.n_rows = 0
+        problems = self._load(Path(cfg.path), "task.path")
+        val = self._load(Path(cfg.val_path), "task.val_path") if cfg.val_path else None
+        if len(self.bad) == self.n_rows:
+            raise BadInput(f"task: none of the {self.n_rows} rows is usable (first: {self.bad[0] if self.bad else 'empty file'}); "
+                           f"check task.prompt_key={cfg.prompt_key}, task.answer_key={cfg.answer_key} and task.verifier")
+        if len(self.bad) > cfg.max_bad_rows:
+            raise BadInput(f"task: {len(self.bad)} bad rows of {self.n_rows} (first: {self.bad[0]}); fix "
+                           f"them or allow them with task.max_bad_rows={len(self.bad)}")
+        if val is not None:
+            self.train_problems, self.val_problems = problems, val
+        else:
+            if cfg.val_size >= len(problems):
+                raise BadInput(f"task.val_size={cfg.val_size} leaves no training rows of the {len(problems)} good "
+                               f"rows in {cfg.path}; lower it or give task.val_path")
+            held = set(random.Random(cfg.val_seed).sample(range(len(problems)), cfg.val_size))
+            self.train_problems = [p for i, p in enumerate(problems) if i not in held]
+            self.val_problems = [problems[i] for i in sorted(held)]
+        if not cfg.val_path and cfg.val_size == 0:
+            raise BadInput("task.val_size=0 leaves no validation prompts; give task.val_size>=1 or task.val_path")
+        if not self.train_problems or not self.val_problems:
+            which = "task.path" if not self.train_problems else "task.val_path"
+            raise BadInput(f"{which}: no usable rows; check task.prompt_key={cfg.prompt_key} and "
+                           f"task.answer_key={cfg.answer_key}")
+
+    def _load(self, path: Path, key: str) -> list[Problem]:
+        c, out = self.cfg, []
+        for line, row in read_rows(path, key):
+            self.n_rows += 1
+            why = self._bad_reason(row)
+            if why:
+                self.bad.append(f"{path.name}:{line}: {why}")
+                continue
+            text, answer = str(row[c.prompt_key]), str(row[c.answer_key])
+            demo = str(row[c.demo_key]) if c.demo_key and row.get(c.demo_key) is not None else answer
+            out.append(Problem(text, text, answer, demo, line))
+        return out
+
+    def _bad_reason(self, row) -> Optional[str]:
+        c = self.cfg
+        if not isinstance(row, dict):
+            return "not a JSON object"
+        for k in (c.prompt_key, c.answer_key):
+            if row.get(k) is None:
+                return f"no {k!r} field"
+        if not str(row[c.prompt_key]).strip():
+            return "empty prompt"
+        if not verifiers.reference_ok(c.verifier, str(row[c.answer_key])):
+            return f"answer {str(row[c.answer_key])[:40]!r} unreadable by verifier {c.verifier}"
+        return None
+
+    def describe(self) -> str:
+        """One line for the run's log: rows used and bad rows skipped."""
+        bad = f"; {len(self.bad)} bad rows skipped (first: {self.bad[0]})" if self.bad else ""
+        return (f"task {self.cfg.name}: {len(self.train_problems)} training and {len(self.val_problems)} "
+                f"validation prompts, verifier {self.cfg.verifier}{bad}")
+
+    # ------------------------------------------------------------------ the Task interface
+
+    def bind(self, tokenizer) -> None:
+        """Render every prompt for `tokenizer`: its chat template (with the system prompt)
+        when `task.chat_template` asks for it or, left unset, when the tokenizer has one."""
+        c = self.cfg
+        has = bool(getattr(tokenizer, "chat_template", None))
+        use = has if c.chat_template is None else c.chat_template
+        if use and not has:
+            raise BadInput("task.chat_template=true but the model's tokenizer has no chat template; "
+                           "set task.chat_template=false or use a checkpoint whose tokenizer has one")
+
+        def render(p: Problem) -> Problem:
+            if not use:
+                return replace(p, prompt=f"{c.system_prompt}\n\n{p.text}" if c.system_prompt else p.text)
+            msgs = ([{"role": "system", "content": c.system_prompt}] if c.system_prompt else [])
+            msgs.append({"role": "user", "content": p.text})
+            text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+            bos = getattr(tokenizer, "bos_token", None)
+            # The sampler puts beginning-of-sequence first itself: not twice.
+            if bos and tokenizer.bos_token_id is not None and text.startswith(bos):
+                text = text[len(bos):]
+            return replace(p, prompt=text)
+
+        self.train_problems = [render(p) for p in self.train_problems]
+        self.val_problems = [render(p) for p in self.val_problems]
+        self._pieces = {}
+
+    def sample_train(self, rng: random.Random, n: int) -> list[Problem]:
+        """n training problems, drawn with replacement."""
+        return [rng.choice(self.train_problems) for _ in range(n)]
+
+    def classify(self, completion: str, finished: bool = True) -> str:
+        """The first declared format whose pattern occurs in `completion`, else 'unknown'.
+        A truncated completion is classified by what it wrote."""
+        for name, rx in self._formats:
+            if rx.search(completion):
+                return name
+        return UNKNOWN
+
+    def score(self, completion: str, problem: Problem, finished: bool = True) -> float:
+        """1 for a correct answer, `task.format_reward` for a wrong one in a declared format,
+        else 0. A truncated completion is verified as written (as verl does)."""
+        if verifiers.verify(self.cfg.verifier, completion, problem.answer, self.cfg.answer_pattern):
+            return 1.0
+        if self.cfg.format_reward and self.classify(completion, finished) != UNKNOWN:
+            return self.cfg.format_reward
+        return 0.0
+
+    def demonstrations(self, rng: random.Random, n: int) -> tuple[list[Problem], list[str]]:
+        problems = self.sample_train(rng, n)
+        return problems, [p.demo for p in problems]
+
+    def plan_mask(self, completion_ids: Tensor, completion_mask: Tensor, tokenizer) -> Tensor:
+        """(B, T) float: 1 on every token a strategic phrase (task.planning_phrases) covers,
+        matched case-insensitively in the text the tokens decode to, one token at a time."""
+        import torch
+
+        out = torch.zeros(completion_ids.shape, dtype=completion_mask.dtype)
+        if not self._phrases:
+            return out
+        for b, (ids, m) in enumerate(zip(completion_ids.tolist(), completion_mask.tolist())):
+            pieces = [self._piece(tokenizer, t) for t, keep in zip(ids, m) if keep]
+            text = "".join(pieces)
+            ends, total = [], 0
+            for p in pieces:
+                total += len(p)
+                ends.append(total)
+            for rx in self._phrases:
+                for hit in rx.finditer(text):
+                    for t, end in enumerate(ends):
+                        start = end - len(pieces[t])
+                        if start < hit.end() and end > hit.start():
+                            out[b, t] = 1.0
+        return out * completion_mask
+
+    def _piece(self, tokenizer, token_id: int) -> str:
+        if token_id not in self._pieces:
+            # Lower-cased piece by piece, so character offsets agree with the joined text.
+            self._pieces[token_id] = tokenizer.decode([token_id], skip_special_tokens=True).lower()
+        return self._pieces[token_id]
