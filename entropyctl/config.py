@@ -14,6 +14,19 @@ from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 
+from entropyctl.errors import BadInput
+
+DEVICES = ("auto", "cpu", "cuda")
+DTYPES = ("float32", "bfloat16", "float16")
+LOSS_NORMS = ("minibatch", "micro_batch")
+
+
+def _check_device(key: str, value: str) -> None:
+    """auto | cpu | cuda | cuda:N. Availability is checked when the run is set up."""
+    if value in DEVICES or (value.startswith("cuda:") and value[5:].isdigit()):
+        return
+    raise BadInput(f"{key}={value} is not a device; give auto, cpu, cuda or cuda:N")
+
 
 @dataclass
 class ModelConfig:
@@ -37,6 +50,27 @@ class ModelConfig:
     pretrain_lr: float = 3e-3
     pretrain_warmup: int = 50
     pretrain_seed: int = 0
+    # Weights and activations of the policy (and the frozen base); log-probs and entropy are
+    # always computed in float32 from these logits.
+    dtype: str = "float32"
+    # Recompute each layer's activations in the backward pass (less memory, ~30% more time).
+    gradient_checkpointing: bool = False
+    # Where the frozen base model sits (None = with the policy): e.g. cpu to free the GPU.
+    base_device: Optional[str] = None
+    # Log kl/base_k3 (KL of the policy to the base model) every round. The base model is
+    # loaded only when this is on or an intervention needs its log-probs (kl_anchor).
+    base_kl: bool = True
+    # MiB of float32 logits held at once: log-probs and entropy are computed over chunks of
+    # tokens this size (64 x 1024 tokens x 152k vocab would be 40 GB in one piece).
+    logits_chunk_mb: int = 512
+
+    def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise BadInput(f"model.dtype={self.dtype} is not supported; give one of {', '.join(DTYPES)}")
+        if self.base_device is not None:
+            _check_device("model.base_device", self.base_device)
+        if self.logits_chunk_mb < 1:
+            raise BadInput(f"model.logits_chunk_mb={self.logits_chunk_mb} is out of range; give an integer >= 1")
 
 
 @dataclass
@@ -93,13 +127,29 @@ class OptimConfig:
     beta2: float = 0.999
     grad_clip: float = 1.0
     minibatches: int = 8  # optimiser steps per epoch over the round's rollouts
-    # Loss calls per minibatch (gradient accumulation, each weighted 1/micro_batches as in
-    # verl's reference): the per-call scope of Clip-Cov / KL-Cov / forking-token selection.
+    # Loss calls per minibatch (gradient accumulation): the per-call scope of Clip-Cov /
+    # KL-Cov / forking-token selection. Ignored when micro_batch_tokens is set.
     micro_batches: int = 1
+    # Loss calls sized by a token budget instead: as many rows per call as fit in this many
+    # padded (prompt + completion) tokens, at least one. None or 0 = split by micro_batches.
+    micro_batch_tokens: Optional[int] = None
+    # How the calls of a minibatch add up (docs/models.md). minibatch: each call is weighted
+    # by its share of the minibatch's tokens (token-mean) or non-empty responses (seq-mean
+    # modes), so loss and gradient do not depend on the split (spec §3.2, global path);
+    # micro_batch: each call normalised by itself and weighted 1/#calls (older verl).
+    loss_norm: str = "minibatch"
     epochs: int = 1
     # spec §3.2: token-mean | seq-mean-token-sum | seq-mean-token-mean | seq-mean-token-sum-norm
     agg_mode: str = "token-mean"
     loss_scale: Optional[float] = None  # C of seq-mean-token-sum-norm; None = padded length T
+
+    def __post_init__(self) -> None:
+        if self.micro_batch_tokens is not None and self.micro_batch_tokens < 0:
+            raise BadInput(f"optim.micro_batch_tokens={self.micro_batch_tokens} is out of range; give a "
+                           "token count >= 1, or 0 to split by optim.micro_batches")
+        if self.loss_norm not in LOSS_NORMS:
+            raise BadInput(f"optim.loss_norm={self.loss_norm} is not one of {', '.join(LOSS_NORMS)}; "
+                           "give minibatch (split-invariant) or micro_batch")
 
 
 @dataclass
@@ -125,6 +175,8 @@ class TrainConfig:
     # Pretrained lab base models, keyed by config hash; shared by every sweep under runs_dir.
     cache_dir: str = "${runs_dir}/.cache"
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+    # Where the policy trains and samples: auto = cuda when available, else cpu.
+    device: str = "auto"
     progress: bool = True
     debug: bool = False
     # Resume (docs/reliability.md): save weights, optimiser and every RNG state each N rounds
@@ -133,6 +185,9 @@ class TrainConfig:
     checkpoint_every: int = 10
     checkpoint_keep: int = 1
     resume: bool = False
+
+    def __post_init__(self) -> None:
+        _check_device("device", self.device)
 
 
 def register_schemas() -> None:

@@ -31,7 +31,8 @@ def completion_mask_from_ids(ids: Tensor, eos_id: int) -> tuple[Tensor, Tensor]:
 def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float,
                  generator: torch.Generator, greedy: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """(prompt_ids (B, P), prompt_mask (B, P), completion_ids (B, T)) with a KV cache."""
-    prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts)
+    dev = model.get_input_embeddings().weight.device  # everything below is created there
+    prompt_ids, prompt_mask = (t.to(dev) for t in encode_prompts(tokenizer, prompts))
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
     B = prompt_ids.shape[0]
     pos = positions(prompt_mask)
@@ -41,7 +42,7 @@ def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
     out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos, use_cache=True, **cache)
     logits = out.logits[:, -1]
     attn, next_pos = prompt_mask, pos[:, -1:] + 1
-    done = torch.zeros(B, dtype=torch.bool)
+    done = torch.zeros(B, dtype=torch.bool, device=dev)
     steps: list[Tensor] = []
     for _ in range(max_new_tokens):
         if not torch.isfinite(logits).all():
@@ -57,7 +58,7 @@ def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
         if bool(done.all()):
             break
         # Finished rows keep decoding pad tokens; their outputs are masked out afterwards.
-        attn = torch.cat([attn, torch.ones(B, 1, dtype=attn.dtype)], dim=1)
+        attn = torch.cat([attn, torch.ones(B, 1, dtype=attn.dtype, device=dev)], dim=1)
         out = model(input_ids=nxt[:, None], attention_mask=attn, position_ids=next_pos,
                     use_cache=True, **cache)
         logits, next_pos = out.logits[:, -1], next_pos + 1
@@ -81,7 +82,8 @@ def sample(model, tokenizer, problems: list, group_size: int, max_new_tokens: in
     # Text of each completion without end-of-sequence; an unfinished one is marked so that
     # the reward can refuse it (the answer must end within max_new_tokens).
     keep = (mask.bool() & (ids != tokenizer.eos_token_id))
-    texts = tokenizer.batch_decode([row[k].tolist() for row, k in zip(ids, keep)], skip_special_tokens=True)
+    ids_host, keep = ids.cpu(), keep.cpu()  # one copy, not one per row
+    texts = tokenizer.batch_decode([row[k].tolist() for row, k in zip(ids_host, keep)], skip_special_tokens=True)
     texts = [t if f else t + "\u2026" for t, f in zip(texts, finished.tolist())]
     group_ids = torch.arange(len(problems)).repeat_interleave(group_size)
     return Rollout(prompt_ids, prompt_mask, ids, mask, texts, group_ids, rows)
