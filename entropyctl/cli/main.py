@@ -1,4 +1,4 @@
-"""The `entropyctl` command line: train | pretrain | fit-law | compare.
+"""The `entropyctl` command line: train | pretrain | resume | fit-law | compare | export | doctor.
 
 Each command parses, calls one library function and prints. torch, transformers and Hydra's
 task code are imported inside the commands, so `entropyctl --help` stays instant.
@@ -15,6 +15,8 @@ import typer
 
 from entropyctl import __version__
 from entropyctl.cli.compare import compare
+from entropyctl.cli.doctor import doctor
+from entropyctl.cli.export import export
 from entropyctl.cli.fit_law import fit_law
 
 app = typer.Typer(
@@ -96,6 +98,8 @@ def resume(
 
 app.command("fit-law")(fit_law)
 app.command("compare")(compare)
+app.command("export")(export)
+app.command("doctor")(doctor)
 
 
 def main() -> None:
