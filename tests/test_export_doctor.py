@@ -140,6 +140,7 @@ def _compose(*overrides: str):
 
 
 def test_setup_loads_the_base_only_when_something_reads_it(smoke_runs_dir):
+    from entropyctl.models.loading import is_checkpointing
     from entropyctl.train.loop import setup
 
     common = ["experiment=smoke", f"runs_dir={smoke_runs_dir}", "threads=2"]
@@ -147,8 +148,9 @@ def test_setup_loads_the_base_only_when_something_reads_it(smoke_runs_dir):
     assert setup(_compose(*common, "model.base_kl=false"), **quiet).base is None
     anchored = setup(_compose(*common, "model.base_kl=false", "intervention=kl_anchor"), **quiet)
     assert anchored.base is not None and not any(p.requires_grad for p in anchored.base.parameters())
-    s = setup(_compose(*common, "model.dtype=bfloat16", "device=cpu", "model.base_device=cpu"), **quiet)
-    assert s.base is not None and s.device == torch.device("cpu")
+    s = setup(_compose(*common, "model.dtype=bfloat16", "device=cpu", "model.base_device=cpu",
+                       "model.gradient_checkpointing=true"), **quiet)
+    assert s.base is not None and s.device == torch.device("cpu") and is_checkpointing(s.model)
     assert {p.dtype for p in s.model.parameters()} == {torch.bfloat16} == {p.dtype for p in s.base.parameters()}
 
 
@@ -158,3 +160,22 @@ def test_cuda_asked_for_without_cuda_is_one_line_before_any_run_dir(tmp_path):
     assert res.returncode == 2 and res.stderr.strip().count("\n") == 0
     assert "device=cuda" in res.stderr and "device=cpu" in res.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("kwargs, words", [
+    ({"model": {"dtype": "float64"}}, "model.dtype=float64"),
+    ({"model": {"base_device": "gpu"}}, "model.base_device=gpu"),
+    ({"model": {"logits_chunk_mb": 0}}, "model.logits_chunk_mb=0"),
+    ({"optim": {"micro_batch_tokens": -1}}, "optim.micro_batch_tokens=-1"),
+    ({"optim": {"loss_norm": "global"}}, "optim.loss_norm=global"),
+    ({"device": "tpu"}, "device=tpu"),
+])
+def test_bad_model_and_device_settings_are_one_line_errors(kwargs, words):
+    from entropyctl.config import ModelConfig, OptimConfig, TrainConfig
+    from entropyctl.errors import BadInput
+
+    build = {"model": ModelConfig, "optim": OptimConfig}
+    with pytest.raises(BadInput) as e:
+        key, value = next(iter(kwargs.items()))
+        build[key](**value) if key in build else TrainConfig(**kwargs)
+    assert str(e.value).startswith(words) and "give" in str(e.value) and "\n" not in str(e.value)

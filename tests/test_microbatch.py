@@ -14,7 +14,8 @@ from entropyctl.lab.model import build_lab_model
 from entropyctl.lab.tokenizer import build_char_tokenizer
 from entropyctl.maths.batch import Rollout, Scored
 from entropyctl.maths.losses import AGG_MODES, call_weight
-from entropyctl.models.loading import ForwardBudget, completion_scores, encode_prompts
+from entropyctl.models.loading import (ForwardBudget, completion_scores, enable_checkpointing, encode_prompts,
+                                       is_checkpointing)
 from entropyctl.train.update import RoundBatch, UpdateSettings, loss_calls, update
 
 B, T = 12, 7
@@ -124,4 +125,14 @@ def test_chunked_micro_batches_match_one_plain_call(world):
     V = world[0].get_output_embeddings().weight.shape[0]
     one, _ = grads(world)
     got, _ = grads(world, budget=ForwardBudget(None, 4 * 4 * V / 2**20), micro_batch_tokens=40)
+    assert (got - one).abs().max().item() <= 1e-6
+
+
+def test_gradient_checkpointing_changes_no_gradient(world):
+    model, batch = world
+    one, _ = grads(world)
+    ckpt = copy.deepcopy(model)
+    enable_checkpointing(ckpt)
+    assert is_checkpointing(ckpt)
+    got, _ = grads((ckpt, batch))
     assert (got - one).abs().max().item() <= 1e-6

@@ -63,12 +63,28 @@ def load_policy(path: str | Path, attn_impl: str | None = None, dtype: str = "fl
         kwargs["attn_implementation"] = attn_impl
     model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], **kwargs).to(device)
     if gradient_checkpointing:
-        # Non-reentrant: works with inputs that need no gradient and with our chunked head.
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def enable_checkpointing(model) -> None:
+    """Recompute each layer in the backward pass. Non-reentrant: works with inputs that need no
+    gradient and with our chunked head. transformers 5.2x renamed gradient_checkpointing_enable
+    to activation_checkpointing_enable (the old name warns, and goes in v6); older releases
+    have only the old one."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def is_checkpointing(model) -> bool:
+    name = "is_activation_checkpointing" if hasattr(model, "is_activation_checkpointing") else "is_gradient_checkpointing"
+    return bool(getattr(model, name, False))
 
 
 def encode_prompts(tokenizer, prompts: list[str]) -> tuple[Tensor, Tensor]:

@@ -138,14 +138,14 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
         log(f"{pipeline.label} sets advantage.estimator={estimator}, optim.agg_mode={agg[0]}, "
             f"optim.loss_scale={agg[1]}")
     task = build_task(cfg.task)
-    device = resolve_device(cfg.device)
-    path = resolve_model_path(cfg, log)
     m = cfg.model
+    device = resolve_device(cfg.device)  # a missing CUDA is refused before any pretraining
+    base_device = resolve_device(m.base_device) if m.base_device else device
+    path = resolve_model_path(cfg, log)
     model, tokenizer = load_policy(path, m.attn_impl, m.dtype, device, m.gradient_checkpointing)
     model.eval()
     base = None
     if m.base_kl or pipeline.needs_ref:  # kl/base_k3, kl_anchor
-        base_device = resolve_device(m.base_device) if m.base_device else device
         base, _ = load_policy(path, m.attn_impl, m.dtype, base_device)
         base.requires_grad_(False)
         base.eval()
