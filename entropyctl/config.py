@@ -62,15 +62,15 @@ class ModelConfig:
     base_kl: bool = True
     # MiB of float32 logits held at once: log-probs and entropy are computed over chunks of
     # tokens this size (64 x 1024 tokens x 152k vocab would be 40 GB in one piece).
-    logits_chunk_mb: int = 512
+    logits_chunk_mb: float = 512.0
 
     def __post_init__(self) -> None:
         if self.dtype not in DTYPES:
             raise BadInput(f"model.dtype={self.dtype} is not supported; give one of {', '.join(DTYPES)}")
         if self.base_device is not None:
             _check_device("model.base_device", self.base_device)
-        if self.logits_chunk_mb < 1:
-            raise BadInput(f"model.logits_chunk_mb={self.logits_chunk_mb} is out of range; give an integer >= 1")
+        if not self.logits_chunk_mb > 0:
+            raise BadInput(f"model.logits_chunk_mb={self.logits_chunk_mb} is out of range; give a size in MiB > 0")
 
 
 @dataclass

@@ -166,6 +166,7 @@ def test_cuda_asked_for_without_cuda_is_one_line_before_any_run_dir(tmp_path):
     ({"model": {"dtype": "float64"}}, "model.dtype=float64"),
     ({"model": {"base_device": "gpu"}}, "model.base_device=gpu"),
     ({"model": {"logits_chunk_mb": 0}}, "model.logits_chunk_mb=0"),
+    ({"model": {"logits_chunk_mb": float("nan")}}, "model.logits_chunk_mb=nan"),
     ({"optim": {"micro_batch_tokens": -1}}, "optim.micro_batch_tokens=-1"),
     ({"optim": {"loss_norm": "global"}}, "optim.loss_norm=global"),
     ({"device": "tpu"}, "device=tpu"),
@@ -179,3 +180,30 @@ def test_bad_model_and_device_settings_are_one_line_errors(kwargs, words):
         key, value = next(iter(kwargs.items()))
         build[key](**value) if key in build else TrainConfig(**kwargs)
     assert str(e.value).startswith(words) and "give" in str(e.value) and "\n" not in str(e.value)
+
+
+def _round0(runs_dir: Path, sweep: str, *overrides: str) -> dict:
+    res = entropyctl("train", "experiment=smoke", "rounds=1", "threads=1", "progress=false", f"sweep={sweep}",
+                     f"runs_dir={runs_dir}", *overrides)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (run,) = [p for p in (runs_dir / sweep).iterdir() if p.is_dir()]
+    return json.loads((run / "metrics.jsonl").read_text().splitlines()[0])
+
+
+def test_the_memory_settings_change_no_number_through_the_cli(smoke_runs_dir):
+    # chunks of 13 positions (0.001 MiB of float32 logits, 19-token vocab), calls of 2 rows,
+    # activation checkpointing: the same round as the plain path, to float rounding
+    plain = _round0(smoke_runs_dir, "mem-plain")
+    small = _round0(smoke_runs_dir, "mem-small", "model.logits_chunk_mb=0.001", "optim.micro_batch_tokens=64",
+                    "model.gradient_checkpointing=true")
+    for key in ("reward/mean", "entropy/tokmean", "entropy/seqmean", "kl/base_k3", "loss/policy", "grad/norm",
+                "cov/mean"):
+        assert small[key] == pytest.approx(plain[key], abs=1e-5, rel=1e-5), key
+    assert small["entropy/tokmean"] > 0
+
+
+def test_bfloat16_with_an_anchor_and_no_kl_metric_trains(smoke_runs_dir):
+    row = _round0(smoke_runs_dir, "mem-bf16", "model.dtype=bfloat16", "model.base_kl=false",
+                  "intervention=kl_anchor", "optim.micro_batch_tokens=64")
+    assert "kl/base_k3" not in row and "kl_anchor/kl" in row
+    assert all(v == v for v in row.values() if isinstance(v, float))  # no NaN

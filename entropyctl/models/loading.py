@@ -134,12 +134,17 @@ class ForwardBudget:
     head is applied to chunks of completion tokens."""
 
     rows_tokens: Optional[int]
-    logits_mb: int
+    logits_mb: float
 
 
 def _chunkable(model) -> bool:
+    """Whether logits are lm_head(decoder(x)) with a decoder we can call on its own."""
     cfg = getattr(model, "config", None)
-    return (hasattr(model, "get_decoder") and model.get_output_embeddings() is not None
+    try:
+        decoder = model.get_decoder()
+    except (AttributeError, NotImplementedError):
+        return False
+    return (decoder is not None and decoder is not model and model.get_output_embeddings() is not None
             and not any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in _LOGIT_TRANSFORMS))
 
 
