@@ -58,7 +58,8 @@ class ModelConfig:
     # Where the frozen base model sits (None = with the policy): e.g. cpu to free the GPU.
     base_device: Optional[str] = None
     # Log kl/base_k3 (KL of the policy to the base model) every round. The base model is
-    # loaded only when this is on or an intervention needs its log-probs (kl_anchor).
+    # loaded only when this is on or an intervention needs its log-probs (kl_anchor; the
+    # metric is then logged anyway).
     base_kl: bool = True
     # MiB of float32 logits held at once: log-probs and entropy are computed over chunks of
     # tokens this size (64 x 1024 tokens x 152k vocab would be 40 GB in one piece).
