@@ -74,6 +74,11 @@ class ModelConfig:
             raise BadInput(f"model.logits_chunk_mb={self.logits_chunk_mb} is out of range; give a size in MiB > 0")
 
 
+# ModelConfig settings of how a run holds and runs the model, not of its weights: the lab's
+# base-model cache key (lab/pretrain.base_hash) leaves them out, so they never re-pretrain.
+MODEL_RUNTIME_KEYS = ("dtype", "gradient_checkpointing", "base_device", "base_kl", "logits_chunk_mb")
+
+
 @dataclass
 class FormatConfig:
     name: str = "equals"

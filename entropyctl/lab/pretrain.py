@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from entropyctl.config import ModelConfig, TaskConfig
+from entropyctl.config import MODEL_RUNTIME_KEYS, ModelConfig, TaskConfig
 from entropyctl.lab.model import build_lab_model
 from entropyctl.lab.task import AdditionTask
 from entropyctl.lab.tokenizer import build_char_tokenizer
@@ -30,7 +30,8 @@ CACHE_VERSION = 1  # bump when pretraining code changes the weights for the same
 
 
 def base_hash(model_cfg: ModelConfig, task_cfg: TaskConfig) -> str:
-    m = {k: v for k, v in asdict(model_cfg).items() if k not in ("name", "path", "attn_impl")}
+    m = {k: v for k, v in asdict(model_cfg).items()
+         if k not in ("name", "path", "attn_impl", *MODEL_RUNTIME_KEYS)}
     t = {k: v for k, v in asdict(task_cfg).items() if k not in ("n_val", "max_new_tokens")}
     blob = json.dumps({"v": CACHE_VERSION, "model": m, "task": t}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
