@@ -17,37 +17,9 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 
 from entropyctl.errors import BadInput
-
-# Enums checked at composition; the functions behind them live below config (maths/losses.py
-# AGG_MODES, maths/advantage.py ESTIMATORS: tests/test_configs.py keeps them equal).
-AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
-ESTIMATORS = ("grpo", "dr_grpo")
-ATTN_IMPLS = ("eager", "sdpa", "flash_attention_2")
-SEED_MAX = 2**32 - 1  # torch and numpy seeds; the loop derives per-round seeds from it
-
-
-def _at_least(key: str, value: Any, low: int) -> None:
-    if not value >= low:
-        raise BadInput(f"{key}={value} is out of range; give {key}>={low}")
-
-
-def _positive(key: str, value: float, example: Any, allow_inf: bool = False) -> None:
-    if not (value > 0 and (math.isfinite(value) or (allow_inf and value == math.inf))):
-        raise BadInput(f"{key}={value} must be a positive number; give e.g. {key}={example}")
-
-
-def _within(key: str, value: float, lo: float, hi: float, text: str, example: Any) -> None:
-    """lo <= value < hi (NaN fails)."""
-    if not lo <= value < hi:
-        raise BadInput(f"{key}={value} must be in {text}; give e.g. {key}={example}")
-
-
-def _one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        near = [c for c in choices if c.replace("-", "_") == str(value).replace("-", "_")]
-        hint = f"did you mean {key}={near[0]}? " if near else ""
-        raise BadInput(f"{key}={value} is not one of {', '.join(choices)}; {hint}choose one of them")
-
+from entropyctl.limits import (AGG_MODES, ATTN_IMPLS, DTYPES, ESTIMATORS, LOSS_NORMS, SEED_MAX,
+                               VLLM_CPU_HEAD_SIZES, at_least, check_device, has_cuda, one_of, positive,
+                               within)
 
 @dataclass
 class ModelConfig:
@@ -71,18 +43,43 @@ class ModelConfig:
     pretrain_lr: float = 3e-3
     pretrain_warmup: int = 50
     pretrain_seed: int = 0
+    # Weights and activations of the policy (and the frozen base); log-probs and entropy are
+    # always computed in float32 from these logits.
+    dtype: str = "float32"
+    # Recompute each layer's activations in the backward pass (less memory, ~30% more time).
+    gradient_checkpointing: bool = False
+    # Where the frozen base model sits (None = with the policy): e.g. cpu to free the GPU.
+    base_device: Optional[str] = None
+    # Log kl/base_k3 (KL of the policy to the base model) every round. The base model is
+    # loaded only when this is on or an intervention needs its log-probs (kl_anchor; the
+    # metric is then logged anyway).
+    base_kl: bool = True
+    # MiB of float32 logits held at once: log-probs and entropy are computed over chunks of
+    # tokens this size (64 x 1024 tokens x 152k vocab would be 40 GB in one piece).
+    logits_chunk_mb: float = 512.0
 
     def __post_init__(self) -> None:
+        if self.dtype not in DTYPES:
+            raise BadInput(f"model.dtype={self.dtype} is not supported; give one of {', '.join(DTYPES)}")
+        if self.base_device is not None:
+            check_device("model.base_device", self.base_device)
+        if not self.logits_chunk_mb > 0:
+            raise BadInput(f"model.logits_chunk_mb={self.logits_chunk_mb} is out of range; give a size in MiB > 0")
         for key in ("hidden", "layers", "heads", "ffn", "max_positions", "pretrain_batch"):
-            _at_least(f"model.{key}", getattr(self, key), 1)
+            at_least(f"model.{key}", getattr(self, key), 1)
         if self.hidden % self.heads:
             raise BadInput(f"model.hidden={self.hidden} is not a multiple of model.heads={self.heads}; "
                            "give a hidden size divisible by the number of heads")
-        _one_of("model.attn_impl", self.attn_impl, ATTN_IMPLS)
-        _at_least("model.pretrain_steps", self.pretrain_steps, 0)
-        _at_least("model.pretrain_warmup", self.pretrain_warmup, 0)
-        _positive("model.pretrain_lr", self.pretrain_lr, 3e-3)
-        _within("model.pretrain_seed", self.pretrain_seed, 0, SEED_MAX + 1, f"[0, {SEED_MAX}]", 0)
+        one_of("model.attn_impl", self.attn_impl, ATTN_IMPLS)
+        at_least("model.pretrain_steps", self.pretrain_steps, 0)
+        at_least("model.pretrain_warmup", self.pretrain_warmup, 0)
+        positive("model.pretrain_lr", self.pretrain_lr, 3e-3)
+        within("model.pretrain_seed", self.pretrain_seed, 0, SEED_MAX + 1, f"[0, {SEED_MAX}]", 0)
+
+
+# ModelConfig settings of how a run holds and runs the model, not of its weights: the lab's
+# base-model cache key (lab/pretrain.base_hash) leaves them out, so they never re-pretrain.
+MODEL_RUNTIME_KEYS = ("dtype", "gradient_checkpointing", "base_device", "base_kl", "logits_chunk_mb")
 
 
 @dataclass
@@ -180,7 +177,7 @@ class TaskConfig:
             raise BadInput("task=jsonl needs the prompt file: add task.path=/path/to/prompts.jsonl")
         if self.kind == "addition":
             for key in ("digits", "n_val"):
-                _at_least(f"task.{key}", getattr(self, key), 1)
+                at_least(f"task.{key}", getattr(self, key), 1)
             if not self.formats or not sum(f.share for f in self.formats) > 0:
                 raise BadInput("task.formats has no format with share > 0; give at least one format a positive share")
 
@@ -219,10 +216,10 @@ class RolloutConfig:
     sleep: bool = False
 
     def __post_init__(self) -> None:
-        _at_least("rollout.prompts_per_round", self.prompts_per_round, 1)
-        _at_least("rollout.group_size", self.group_size, 1)
-        _at_least("rollout.max_gen_batches", self.max_gen_batches, 1)
-        _positive("rollout.temperature", self.temperature, 1.0)
+        at_least("rollout.prompts_per_round", self.prompts_per_round, 1)
+        at_least("rollout.group_size", self.group_size, 1)
+        at_least("rollout.max_gen_batches", self.max_gen_batches, 1)
+        positive("rollout.temperature", self.temperature, 1.0)
         if self.backend not in ROLLOUT_BACKENDS:
             raise BadInput(f"rollout.backend={self.backend} is not a backend; give one of "
                            f"{', '.join(ROLLOUT_BACKENDS)} (or rollout=torch|vllm)")
@@ -249,8 +246,8 @@ class AdvantageConfig:
     eps: float = 1e-6  # spec §5.1
 
     def __post_init__(self) -> None:
-        _one_of("advantage.estimator", self.estimator, ESTIMATORS)
-        _within("advantage.eps", self.eps, 0, math.inf, "[0, inf)", 1e-6)
+        one_of("advantage.estimator", self.estimator, ESTIMATORS)
+        within("advantage.eps", self.eps, 0, math.inf, "[0, inf)", 1e-6)
 
 
 @dataclass
@@ -261,25 +258,39 @@ class OptimConfig:
     beta2: float = 0.999
     grad_clip: float = 1.0
     minibatches: int = 8  # optimiser steps per epoch over the round's rollouts
-    # Loss calls per minibatch (gradient accumulation, each weighted 1/micro_batches as in
-    # verl's reference): the per-call scope of Clip-Cov / KL-Cov / forking-token selection.
+    # Loss calls per minibatch (gradient accumulation): the per-call scope of Clip-Cov /
+    # KL-Cov / forking-token selection. Ignored when micro_batch_tokens is set.
     micro_batches: int = 1
+    # Loss calls sized by a token budget instead: as many rows per call as fit in this many
+    # padded (prompt + completion) tokens, at least one. None or 0 = split by micro_batches.
+    micro_batch_tokens: Optional[int] = None
+    # How the calls of a minibatch add up (docs/models.md). minibatch: each call is weighted
+    # by its share of the minibatch's tokens (token-mean) or non-empty responses (seq-mean
+    # modes), so loss and gradient do not depend on the split (spec §3.2, global path);
+    # micro_batch: each call normalised by itself and weighted 1/#calls (older verl).
+    loss_norm: str = "minibatch"
     epochs: int = 1
     # spec §3.2: token-mean | seq-mean-token-sum | seq-mean-token-mean | seq-mean-token-sum-norm
     agg_mode: str = "token-mean"
     loss_scale: Optional[float] = None  # C of seq-mean-token-sum-norm; None = padded length T
 
     def __post_init__(self) -> None:
-        _positive("optim.lr", self.lr, 3e-4)
-        _within("optim.weight_decay", self.weight_decay, 0, math.inf, "[0, inf)", 0.0)
-        _within("optim.beta1", self.beta1, 0, 1, "[0, 1)", 0.9)
-        _within("optim.beta2", self.beta2, 0, 1, "[0, 1)", 0.999)
-        _positive("optim.grad_clip", self.grad_clip, 1.0, allow_inf=True)
+        positive("optim.lr", self.lr, 3e-4)
+        within("optim.weight_decay", self.weight_decay, 0, math.inf, "[0, inf)", 0.0)
+        within("optim.beta1", self.beta1, 0, 1, "[0, 1)", 0.9)
+        within("optim.beta2", self.beta2, 0, 1, "[0, 1)", 0.999)
+        positive("optim.grad_clip", self.grad_clip, 1.0, allow_inf=True)
         for key in ("minibatches", "micro_batches", "epochs"):
-            _at_least(f"optim.{key}", getattr(self, key), 1)
-        _one_of("optim.agg_mode", self.agg_mode, AGG_MODES)
+            at_least(f"optim.{key}", getattr(self, key), 1)
+        one_of("optim.agg_mode", self.agg_mode, AGG_MODES)
         if self.loss_scale is not None:
-            _positive("optim.loss_scale", self.loss_scale, 16.0)
+            positive("optim.loss_scale", self.loss_scale, 16.0)
+        if self.micro_batch_tokens is not None and self.micro_batch_tokens < 0:
+            raise BadInput(f"optim.micro_batch_tokens={self.micro_batch_tokens} is out of range; give a "
+                           "token count >= 1, or 0 to split by optim.micro_batches")
+        if self.loss_norm not in LOSS_NORMS:
+            raise BadInput(f"optim.loss_norm={self.loss_norm} is not one of {', '.join(LOSS_NORMS)}; "
+                           "give minibatch (split-invariant) or micro_batch")
 
 
 @dataclass
@@ -288,7 +299,7 @@ class EvalConfig:
     greedy: bool = True
 
     def __post_init__(self) -> None:
-        _at_least("eval.every", self.every, 1)
+        at_least("eval.every", self.every, 1)
 
 
 @dataclass
@@ -324,6 +335,8 @@ class TrainConfig:
     # Pretrained lab base models, keyed by config hash; shared by every sweep under runs_dir.
     cache_dir: str = "${runs_dir}/.cache"
     threads: int = 0  # torch intra-op threads; 0 = torch's default
+    # Where the policy trains and samples: auto = cuda when available, else cpu.
+    device: str = "auto"
     progress: bool = True
     debug: bool = False
     # Resume (docs/reliability.md): save weights, optimiser and every RNG state each N rounds
@@ -334,33 +347,23 @@ class TrainConfig:
     resume: bool = False
 
     def __post_init__(self) -> None:
-        _at_least("rounds", self.rounds, 1)
-        _at_least("checkpoint_every", self.checkpoint_every, 0)
-        _at_least("checkpoint_keep", self.checkpoint_keep, 1)
-        _at_least("threads", self.threads, 0)
-        _within("seed", self.seed, 0, SEED_MAX + 1, f"[0, {SEED_MAX}]", 0)
+        check_device("device", self.device)
+        at_least("rounds", self.rounds, 1)
+        at_least("checkpoint_every", self.checkpoint_every, 0)
+        at_least("checkpoint_keep", self.checkpoint_keep, 1)
+        at_least("threads", self.threads, 0)
+        within("seed", self.seed, 0, SEED_MAX + 1, f"[0, {SEED_MAX}]", 0)
         for key in ("runs_dir", "cache_dir"):
             if not str(getattr(self, key)).strip():
                 raise BadInput(f"{key} is empty; give a folder, e.g. {key}=runs")
         m = self.model
         if self.rollout.backend == "vllm" and m.kind == "lab" and m.heads > 0 and m.hidden % m.heads == 0:
             head = m.hidden // m.heads
-            if head not in VLLM_CPU_HEAD_SIZES and not _has_cuda():
+            if head not in VLLM_CPU_HEAD_SIZES and not has_cuda():
                 raise BadInput(f"model.heads={m.heads} gives the lab head size {head} (hidden {m.hidden}), which "
                                f"vLLM's CPU attention refuses; give experiment=lab_vllm (3 heads of 32) or "
                                f"model.heads so that model.hidden/model.heads is one of "
                                f"{', '.join(map(str, VLLM_CPU_HEAD_SIZES))}")
-
-
-# Head sizes vLLM's CPU attention takes (vllm-cpu 0.32, CPUAttentionBackend); the vllm backend
-# checks the installed build's own list when it starts.
-VLLM_CPU_HEAD_SIZES = (32, 64, 80, 96, 112, 128, 160, 192, 224, 256, 512)
-
-
-def _has_cuda() -> bool:
-    import torch
-
-    return torch.cuda.is_available()
 
 
 def register_schemas() -> None:

@@ -9,6 +9,7 @@ from entropyctl.lab.model import build_lab_model
 from entropyctl.lab.task import AdditionTask
 from entropyctl.lab.tokenizer import build_char_tokenizer
 from entropyctl.models.loading import completion_logits, encode_prompts
+from entropyctl.models.loading import ForwardBudget
 from entropyctl.train.rescore import rescore
 from entropyctl.train.rollout import completion_mask_from_ids, sample
 
@@ -71,7 +72,7 @@ def test_rescore_gives_logp_of_sampled_tokens_and_entropy():
     model = tiny_model()
     problems = AdditionTask(TaskConfig()).val_problems[:4]
     ro = sample(model, TOK, problems, 2, 6, 1.0, torch.Generator().manual_seed(0))
-    sc = rescore(model, model, ro, 1.0)
+    sc = rescore(model, model, ro, 1.0, ForwardBudget(None, 512))
     assert sc.old_logp.shape == ro.completion_ids.shape
     assert (sc.old_logp <= 0).all() and (sc.h >= 0).all()
     assert torch.equal(sc.old_logp, sc.ref_logp)  # same weights: base == policy
@@ -89,7 +90,7 @@ def test_sampler_uses_the_cache_name_of_the_installed_transformers(capfd):
     from transformers.utils import logging as hf_logging
 
     from entropyctl.models.loading import cache_kwarg
-    from entropyctl.train.rollout import sample_torch
+    from entropyctl.train.backends.torch_backend import sample_torch
 
     model = tiny_model()
     expected = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"

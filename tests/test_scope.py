@@ -17,9 +17,11 @@ from entropyctl.lab.task import AdditionTask
 from entropyctl.lab.tokenizer import build_char_tokenizer
 from entropyctl.train.rescore import rescore
 from entropyctl.train.rollout import sample
-from entropyctl.train.update import update
+from entropyctl.models.loading import ForwardBudget
+from entropyctl.train.update import RoundBatch, UpdateSettings, update
 
 G = 4
+BUDGET = ForwardBudget(None, 512)
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +33,7 @@ def lab():
     problems = task.sample_train(random.Random(0), 4)
     ro = sample(model, tok, problems, G, 8, 1.0, torch.Generator().manual_seed(0))
     rewards = torch.tensor([1.0, 0, 0, 1, 0, 1, 1, 1, 0, 0, 0, 1, 1, 0, 1, 0])
-    scored = rescore(model, model, ro, 1.0)
+    scored = rescore(model, model, ro, 1.0, BUDGET)
     return model, ro, scored, rewards, compute_advantage(rewards, G, "grpo", 1e-6)
 
 
@@ -47,8 +49,8 @@ def run(lab, selection, **optim):
     cfg = OptimConfig(**{"minibatches": 1, "grad_clip": 1e9, **optim})
     before = flat(model)
     torch.manual_seed(1)
-    stats = update(model, torch.optim.SGD(model.parameters(), lr=1.0), ro, scored, adv, rewards,
-                   build(selection), cfg, 1.0, torch.Generator().manual_seed(0))
+    stats = update(model, torch.optim.SGD(model.parameters(), lr=1.0), RoundBatch(ro, scored, adv, rewards),
+                   build(selection), UpdateSettings(cfg, 1.0, torch.Generator().manual_seed(0), BUDGET))
     return flat(model) - before, stats
 
 

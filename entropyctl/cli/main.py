@@ -1,4 +1,4 @@
-"""The `entropyctl` command line: train | pretrain | fit-law | compare.
+"""The `entropyctl` command line: train | pretrain | resume | fit-law | compare | export | doctor.
 
 Each command parses, calls one library function and prints. torch, transformers and Hydra's
 task code are imported inside the commands, so `entropyctl --help` stays instant.
@@ -17,6 +17,8 @@ from typer.core import TyperGroup
 from entropyctl import __version__
 from entropyctl import errors
 from entropyctl.cli.compare import compare
+from entropyctl.cli.doctor import doctor
+from entropyctl.cli.export import export
 from entropyctl.cli.fit_law import fit_law
 from entropyctl.cli.runs import runs
 
@@ -115,6 +117,8 @@ def resume(
 app.command("fit-law")(fit_law)
 app.command("compare")(compare)
 app.command("runs")(runs)
+app.command("export")(export)
+app.command("doctor")(doctor)
 
 
 def main() -> None:

@@ -88,19 +88,20 @@ class Spec:
     fn: Callable
     select: Optional[Callable] = None  # (TokenBatch, cfg) -> (B, T) bool over a wider scope
     extra: Optional[Callable] = None  # (TokenBatch, cfg) -> (scalar, stats), added after agg
+    needs_ref: bool = False  # reads ref_logp: the run must load the frozen base model
 
 
 REGISTRY: dict[str, Spec] = {}
 
 
 def register(name: str, config_cls: type, stage: str, select: Callable | None = None,
-             extra: Callable | None = None):
+             extra: Callable | None = None, needs_ref: bool = False):
     """Decorator: make `fn` the intervention `name` (= module name = YAML name)."""
     if stage not in STAGES:
         raise ValueError(f"stage {stage!r} is not one of {STAGES}")
 
     def deco(fn: Callable) -> Callable:
-        REGISTRY[name] = Spec(name, stage, config_cls, fn, select, extra)
+        REGISTRY[name] = Spec(name, stage, config_cls, fn, select, extra, needs_ref)
         return fn
 
     return deco
@@ -169,6 +170,11 @@ class Pipeline:
     @property
     def label(self) -> str:
         return "+".join(self.selected or self.names)
+
+    @property
+    def needs_ref(self) -> bool:
+        """Whether a selected intervention reads the base model's log-probs (ref_logp)."""
+        return any(REGISTRY[n].needs_ref for n in self.names if n in REGISTRY)
 
     @property
     def scopes(self) -> set[str]:

@@ -42,7 +42,7 @@ class KlAnchorConfig:
         self.kind = base + plus
 
 
-@register("kl_anchor", KlAnchorConfig, stage="penalty")
+@register("kl_anchor", KlAnchorConfig, stage="penalty", needs_ref=True)
 def kl_anchor(b: TokenBatch, cfg: KlAnchorConfig) -> tuple[Tensor, dict[str, Tensor]]:
     """Per-token penalty (B, T) = coef * kl(logp, ref_logp), {"kl_anchor/kl": its masked mean}."""
     if b.ref_logp is None:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from entropyctl.config import ModelConfig, TaskConfig
+from entropyctl.config import MODEL_RUNTIME_KEYS, ModelConfig, TaskConfig
 from entropyctl.lab.model import build_lab_model
 from entropyctl.lab.task import AdditionTask
 from entropyctl.lab.tokenizer import build_char_tokenizer
@@ -31,7 +31,8 @@ LAB_TASK_KEYS = ("name", "digits", "formats", "error_offsets", "val_seed")
 
 
 def base_hash(model_cfg: ModelConfig, task_cfg: TaskConfig) -> str:
-    m = {k: v for k, v in asdict(model_cfg).items() if k not in ("name", "path", "attn_impl")}
+    m = {k: v for k, v in asdict(model_cfg).items()
+         if k not in ("name", "path", "attn_impl", *MODEL_RUNTIME_KEYS)}
     # Only what shapes the corpus (the prompt-file fields of TaskConfig leave the cache alone).
     t = {k: v for k, v in asdict(task_cfg).items() if k in LAB_TASK_KEYS}
     t["formats"] = [{k: f[k] for k in ("name", "prefix", "share", "correct")} for f in t["formats"]]

@@ -3,8 +3,13 @@ estimators. Interventions build on these instead of copying each other (spec §3
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
+
+from entropyctl.maths.entropy import entropy_from_logits
 
 AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 
@@ -12,6 +17,46 @@ AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mea
 def logprobs_from_logits(logits: Tensor, ids: Tensor) -> Tensor:
     """(B, T, V), (B, T) -> (B, T): log-prob of each given token."""
     return torch.log_softmax(logits, dim=-1).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+
+
+def chunked_logprobs_entropy(hidden: Tensor, head: Callable[[Tensor], Tensor], ids: Tensor,
+                             temperature: float, chunk_tokens: int, entropy: bool = True
+                             ) -> tuple[Tensor, Tensor | None]:
+    """(B, T, H) final hidden states, the output head, (B, T) ids -> (logp (B, T), h (B, T) or
+    None) in float32, `chunk_tokens` positions at a time: the float32 logits of one chunk
+    exist at once, never those of the batch. Each position's softmax is over its own vocab
+    row, so chunking positions changes no value. With gradients on, each chunk is
+    recomputed in the backward pass (activation checkpointing) instead of keeping its logits."""
+    B, T, H = hidden.shape
+    flat, flat_ids = hidden.reshape(B * T, H), ids.reshape(B * T)
+
+    def piece(x: Tensor, i: Tensor) -> tuple[Tensor, Tensor]:
+        z = head(x).float() / temperature
+        lp = torch.log_softmax(z, dim=-1).gather(-1, i[:, None]).squeeze(-1)
+        return lp, entropy_from_logits(z) if entropy else torch.zeros_like(lp)
+
+    grad = torch.is_grad_enabled() and hidden.requires_grad
+    outs = [checkpoint(piece, flat[s:s + chunk_tokens], flat_ids[s:s + chunk_tokens], use_reentrant=False)
+            if grad else piece(flat[s:s + chunk_tokens], flat_ids[s:s + chunk_tokens])
+            for s in range(0, B * T, chunk_tokens)]
+    logp = torch.cat([o[0] for o in outs]).view(B, T)
+    return logp, torch.cat([o[1] for o in outs]).view(B, T) if entropy else None
+
+
+def call_weight(call_mask: Tensor, minibatch_mask: Tensor, mode: str) -> Tensor:
+    """Weight of one loss call's aggregated loss so that the weighted calls of a minibatch add
+    up to the mode applied to the whole minibatch at once (spec §3.2, the global path):
+    token-mean: the call's share of the minibatch's valid tokens; the seq-mean modes: its
+    share of non-empty responses; seq-mean-token-sum-norm (a sum over a constant C): 1.
+    A 0-dim tensor on the masks' device (no host sync)."""
+    if mode == "token-mean":
+        return call_mask.sum() / minibatch_mask.sum().clamp(min=1)
+    if mode in ("seq-mean-token-sum", "seq-mean-token-mean"):
+        rows = (call_mask.sum(1) > 0).sum()
+        return rows / (minibatch_mask.sum(1) > 0).sum().clamp(min=1)
+    if mode == "seq-mean-token-sum-norm":
+        return torch.ones((), device=call_mask.device)
+    raise ValueError(f"unknown optim.agg_mode {mode!r}; choose one of {', '.join(AGG_MODES)}")
 
 
 def masked_mean(x: Tensor, mask: Tensor) -> Tensor:

@@ -1,5 +1,6 @@
-"""Loading a causal LM + tokenizer from a local directory, and the one forward pass every
-stage shares (rescoring, update, base-model scoring): logits at the completion positions.
+"""Loading a causal LM + tokenizer from a local directory onto a device, and the one forward
+pass every stage shares (rescoring, update, base-model scoring): log-probs and entropy at the
+completion positions, computed without ever holding the float32 logits of a whole batch.
 
 The lab's pretrained base and a user's Hugging Face checkpoint load through the same
 `load_policy`; nothing is ever fetched from a hub (local_files_only)."""
@@ -7,14 +8,43 @@ The lab's pretrained base and a user's Hugging Face checkpoint load through the 
 from __future__ import annotations
 
 import inspect
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import torch
 from torch import Tensor
 
+from entropyctl.maths.entropy import entropy_from_logits
+from entropyctl.maths.losses import chunked_logprobs_entropy, logprobs_from_logits
 
-def load_policy(path: str | Path, attn_impl: str | None = None):
-    """(model, tokenizer) from a local checkpoint directory; one clear error if it is not one."""
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Config attributes of models whose logits are not plain lm_head(hidden) (Gemma's soft cap,
+# Cohere's and Granite's scales): those take the full forward pass instead of the chunked one.
+_LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
+
+
+def resolve_device(name: str) -> torch.device:
+    """`auto` = the first CUDA device when there is one, else the CPU. A CUDA device asked for
+    on a machine without one is a user error, said in one line."""
+    from entropyctl.errors import BadInput
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise BadInput(f"device={name} but torch sees no CUDA device (torch {torch.__version__}); "
+                       "give device=cpu or device=auto, or install a CUDA build of torch")
+    if dev.type == "cuda" and (dev.index or 0) >= torch.cuda.device_count():
+        raise BadInput(f"device={name} but there are {torch.cuda.device_count()} CUDA devices; "
+                       "give cuda:0 .. cuda:N-1")
+    return dev
+
+
+def load_policy(path: str | Path, attn_impl: str | None = None, dtype: str = "float32",
+                device: str | torch.device = "cpu", gradient_checkpointing: bool = False):
+    """(model, tokenizer) from a local checkpoint directory, in `dtype` on `device`; one clear
+    error if it is not a checkpoint."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -31,11 +61,30 @@ def load_policy(path: str | Path, attn_impl: str | None = None):
     kwargs = {"local_files_only": True}
     if attn_impl:
         kwargs["attn_implementation"] = attn_impl
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], **kwargs).to(device)
+    if gradient_checkpointing:
+        enable_checkpointing(model)
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def enable_checkpointing(model) -> None:
+    """Recompute each layer in the backward pass. Non-reentrant: works with inputs that need no
+    gradient and with our chunked head. transformers 5.2x renamed gradient_checkpointing_enable
+    to activation_checkpointing_enable (the old name warns, and goes in v6); older releases
+    have only the old one."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def is_checkpointing(model) -> bool:
+    name = "is_activation_checkpointing" if hasattr(model, "is_activation_checkpointing") else "is_gradient_checkpointing"
+    return bool(getattr(model, name, False))
 
 
 def encode_prompts(tokenizer, prompts: list[str]) -> tuple[Tensor, Tensor]:
@@ -73,3 +122,61 @@ def completion_logits(model, prompt_ids: Tensor, prompt_mask: Tensor, completion
     P, T = prompt_ids.shape[1], completion_ids.shape[1]
     logits = model(input_ids=ids, attention_mask=attn, position_ids=positions(attn)).logits
     return logits[:, P - 1 : P - 1 + T].float() / temperature
+
+
+@dataclass(frozen=True)
+class ForwardBudget:
+    """How much one scoring pass may hold (the values come from the run's config).
+
+    rows_tokens: padded (prompt + completion) tokens per forward pass; a batch with more is
+    scored in row chunks (None = the whole batch in one pass). logits_mb: MiB of float32
+    logits at a time; a batch whose full logits fit takes the plain forward pass, else the
+    head is applied to chunks of completion tokens."""
+
+    rows_tokens: Optional[int]
+    logits_mb: float
+
+
+def _chunkable(model) -> bool:
+    """Whether logits are lm_head(decoder(x)) with a decoder we can call on its own."""
+    cfg = getattr(model, "config", None)
+    try:
+        decoder = model.get_decoder()
+    except (AttributeError, NotImplementedError):
+        return False
+    return (decoder is not None and decoder is not model and model.get_output_embeddings() is not None
+            and not any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in _LOGIT_TRANSFORMS))
+
+
+def _score_rows(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature: float,
+                budget: ForwardBudget, entropy: bool) -> tuple[Tensor, Tensor | None]:
+    P, T = prompt_ids.shape[1], completion_ids.shape[1]
+    V = model.get_output_embeddings().weight.shape[0] if _chunkable(model) else None
+    chunk_tokens = int(budget.logits_mb * 2**20) // (4 * V) if V else None
+    if V is None or prompt_ids.shape[0] * (P + T) <= chunk_tokens:
+        # Everything fits: the plain forward pass (the lab always takes this path).
+        logits = completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature)
+        return logprobs_from_logits(logits, completion_ids), entropy_from_logits(logits) if entropy else None
+    ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attn = torch.cat([prompt_mask, completion_mask.long()], dim=1)
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=attn, position_ids=positions(attn)).last_hidden_state
+    return chunked_logprobs_entropy(hidden[:, P - 1 : P - 1 + T], model.get_output_embeddings(),
+                                    completion_ids, temperature, max(1, chunk_tokens), entropy)
+
+
+def completion_scores(model, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor,
+                      completion_mask: Tensor, temperature: float, budget: ForwardBudget,
+                      entropy: bool = True) -> tuple[Tensor, Tensor | None]:
+    """(logp (B, T), h (B, T) or None), float32, of each completion token under temperature-
+    scaled logits (spec §0), on the model's device, within `budget`. Inputs may sit on
+    another device (the base model's): they are moved to the model's."""
+    dev = model.get_input_embeddings().weight.device
+    args = [t.to(dev) for t in (prompt_ids, prompt_mask, completion_ids, completion_mask)]
+    B, L = args[0].shape[0], args[0].shape[1] + args[2].shape[1]
+    rows = B if not budget.rows_tokens else max(1, budget.rows_tokens // L)
+    if rows >= B:
+        return _score_rows(model, *args, temperature, budget, entropy)
+    parts = [_score_rows(model, *(a[i:i + rows] for a in args), temperature, budget, entropy)
+             for i in range(0, B, rows)]
+    logp = torch.cat([p[0] for p in parts])
+    return logp, torch.cat([p[1] for p in parts]) if entropy else None

@@ -27,7 +27,7 @@ from entropyctl.errors import Divergence
 from entropyctl.train.evaluate import evaluate
 from entropyctl.interventions import Pipeline, RoundContext, build
 from entropyctl.train.metrics import round_metrics
-from entropyctl.models.loading import load_policy
+from entropyctl.models.loading import ForwardBudget, load_policy, resolve_device
 from entropyctl.train.rescore import rescore
 from entropyctl.train.reward import readable_samples, score
 from entropyctl.train.backends import Backend, make_backend
@@ -35,7 +35,7 @@ from entropyctl.train.rollout import mismatch, sample
 from entropyctl.runstore.store import CONFIG, SAMPLES, RunWriter, create_run
 from entropyctl.train.sampling import collect_rollouts, keep_informative
 from entropyctl.tasks import Task, build as build_task
-from entropyctl.train.update import make_optimizer, update
+from entropyctl.train.update import RoundBatch, UpdateSettings, make_optimizer, update
 
 
 class Timer:
@@ -54,14 +54,19 @@ class RunState:
     """Everything a round reads or advances; what a checkpoint must hold."""
 
     model: torch.nn.Module
-    base: torch.nn.Module | None
+    base: torch.nn.Module | None  # the frozen base, loaded only when something reads it
     tokenizer: object
     optimizer: torch.optim.Optimizer
     task: Task
     pipeline: Pipeline
     prompt_rng: random.Random  # which prompts each round draws
-    sample_gen: torch.Generator  # token sampling and minibatch order
+    sample_gen: torch.Generator  # token sampling and minibatch order, on the policy's device
+    budget: ForwardBudget  # how much one scoring pass may hold (rescore, update)
     backend: Backend  # samples the rollouts; follows the policy's weights after every update
+
+    @property
+    def device(self) -> torch.device:
+        return self.sample_gen.device
 
 
 def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None) -> dict[str, float]:
@@ -78,17 +83,19 @@ def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None
         ro, rewards, formats, batches = collect_rollouts(draw, ro_cfg, s.tokenizer.pad_token_id)
     n_sampled = ro.completion_mask.sum().item()  # every generated token, kept or not
     with t("rescore"):
-        scored = rescore(s.model, s.base, ro, ro_cfg.temperature)
+        scored = rescore(s.model, s.base, ro, ro_cfg.temperature, s.budget)
     seen = {}
     if ro_cfg.dynamic_sampling:
         ro, scored, rewards, formats, seen = keep_informative(ro, scored, rewards, formats, ro_cfg, batches)
     scored, mism = mismatch(ro, scored, ro_cfg)  # raw metrics; correction weights when asked
+    rewards = rewards.to(s.device)  # scored on the host; trained on with the rollout's tensors
     estimator = s.pipeline.advantage_estimator(cfg.advantage.estimator)
     adv = compute_advantage(rewards, ro_cfg.group_size, estimator, cfg.advantage.eps)
     plan_mask = s.task.plan_mask(ro.completion_ids, ro.completion_mask, s.tokenizer)  # hicra
     with t("update"):
-        stats = update(s.model, s.optimizer, ro, scored, adv, rewards, s.pipeline, cfg.optim,
-                       ro_cfg.temperature, s.sample_gen, plan_mask=plan_mask)
+        batch = RoundBatch(ro, scored, adv, rewards, None if plan_mask is None else plan_mask.to(s.device))
+        stats = update(s.model, s.optimizer, batch, s.pipeline,
+                       UpdateSettings(cfg.optim, ro_cfg.temperature, s.sample_gen, s.budget))
     if s.pipeline.round:
         with t("round_hooks"):
             # Its own generator, seeded by (seed, round): hooks never shift the training streams.
@@ -101,7 +108,7 @@ def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None
     if (r + 1) % cfg.eval.every == 0 or r + 1 == cfg.rounds:
         with t("eval"):
             # Its own generator: evaluating (or not) never shifts the training RNG streams.
-            gen = torch.Generator().manual_seed(cfg.seed * 100_003 + r)
+            gen = torch.Generator(s.device).manual_seed(cfg.seed * 100_003 + r)
             ev = evaluate(s.model, s.tokenizer, s.task, ro_cfg.temperature, cfg.task.max_new_tokens,
                           gen, greedy=cfg.eval.greedy, backend=s.backend)
     if samples is not None and cfg.log.samples_per_round:
@@ -144,20 +151,26 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
         log(f"{pipeline.label} sets advantage.estimator={estimator}, optim.agg_mode={agg[0]}, "
             f"optim.loss_scale={agg[1]}")
     task = build_task(cfg.task)
+    m = cfg.model
+    device = resolve_device(cfg.device)  # a missing CUDA is refused before any pretraining
+    base_device = resolve_device(m.base_device) if m.base_device else device
     path = resolve_model_path(cfg, log)
-    model, tokenizer = load_policy(path, cfg.model.attn_impl)
+    model, tokenizer = load_policy(path, m.attn_impl, m.dtype, device, m.gradient_checkpointing)
+    model.eval()
     task.bind(tokenizer)  # prompts rendered for this tokenizer (chat template)
     if hasattr(task, "describe"):
         log(task.describe())
-    base, _ = load_policy(path, cfg.model.attn_impl)
-    base.requires_grad_(False)
-    model.eval()
-    base.eval()
+    base = None
+    if m.base_kl or pipeline.needs_ref:  # kl/base_k3, kl_anchor
+        base, _ = load_policy(path, m.attn_impl, m.dtype, base_device)
+        base.requires_grad_(False)
+        base.eval()
     backend = make_backend(cfg.rollout.backend, cfg.rollout, path, model, cfg.seed)
     # Seeded last: pretraining on a cache miss must not shift the run's random streams.
     torch.manual_seed(cfg.seed)  # interventions that pick at random (clip_cov) use it
     return RunState(model, base, tokenizer, make_optimizer(model, cfg.optim), task, pipeline,
-                    random.Random(cfg.seed), torch.Generator().manual_seed(cfg.seed), backend)
+                    random.Random(cfg.seed), torch.Generator(device).manual_seed(cfg.seed),
+                    ForwardBudget(cfg.optim.micro_batch_tokens, m.logits_chunk_mb), backend)
 
 
 def run_id(cfg: TrainConfig, label: str) -> str:

@@ -39,7 +39,7 @@ def _pad_to(x: Tensor, length: int, value, left: bool) -> Tensor:
     extra = length - x.shape[1]
     if extra <= 0:
         return x
-    pad = torch.full((x.shape[0], extra), value, dtype=x.dtype)
+    pad = torch.full((x.shape[0], extra), value, dtype=x.dtype, device=x.device)
     return torch.cat([pad, x] if left else [x, pad], dim=1)
 
 

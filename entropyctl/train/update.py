@@ -1,7 +1,13 @@
-"""One round's policy update: minibatches of the rollout, each split into `micro_batches`
-loss calls (gradient accumulation, each call weighted 1/micro_batches as in verl's
-reference), the intervention pipeline's loss, one optimiser step per minibatch (spec §5.2;
-cleanrl-style PPO epochs).
+"""One round's policy update: minibatches of the rollout, each split into loss calls (gradient
+accumulation: `optim.micro_batches` calls, or as many rows per call as fit in
+`optim.micro_batch_tokens`), the intervention pipeline's loss, one optimiser step per minibatch
+(spec §5.2; cleanrl-style PPO epochs).
+
+How calls add up (`optim.loss_norm`, docs/models.md): `minibatch` weights each call's
+aggregated loss by `losses.call_weight`, so the minibatch's loss and gradient equal one call
+over all its rows whatever the split (token-mean divides by the minibatch's token count, spec
+§3.2 global path); `micro_batch` weights each call 1/#calls (older verl). With one call per
+minibatch the two are the same, to the bit.
 
 Token selections wider than a loss call (an intervention's `scope`): `round` is picked once,
 before the first step, on the rescoring pass (the rollout policy's logp and entropy);
@@ -11,17 +17,39 @@ call then gets its rows of those selections."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
-from entropyctl.maths.batch import Rollout, Scored, TokenBatch
 from entropyctl.config import OptimConfig
-from entropyctl.maths.entropy import entropy_from_logits
 from entropyctl.errors import Divergence
 from entropyctl.interventions import Pipeline
-from entropyctl.maths.losses import logprobs_from_logits
-from entropyctl.models.loading import completion_logits
+from entropyctl.maths.batch import Rollout, Scored, TokenBatch
+from entropyctl.maths.losses import call_weight
+from entropyctl.models.loading import ForwardBudget, completion_scores
+
+
+@dataclass
+class RoundBatch:
+    """The round's tensors the update trains on, all on the policy's device."""
+
+    ro: Rollout
+    scored: Scored
+    adv: Tensor  # (B,)
+    rewards: Tensor  # (B,)
+    plan_mask: Tensor | None = None  # (B, T), 1 on planning tokens (hicra)
+
+
+@dataclass
+class UpdateSettings:
+    """How to train on it: the optimiser settings, the rollout's temperature (log-probs are of
+    the distribution it sampled from), the generator of minibatch order, the forward budget."""
+
+    optim: OptimConfig
+    temperature: float
+    generator: torch.Generator
+    budget: ForwardBudget
 
 
 def make_optimizer(model, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -39,25 +67,33 @@ def _detached_cat(bs: list[TokenBatch]) -> TokenBatch:
                                              "ref_logp", "plan_mask")})
 
 
-def update(model, optimizer, ro: Rollout, scored: Scored, adv: Tensor, rewards: Tensor,
-           pipeline: Pipeline, cfg: OptimConfig, temperature: float, generator: torch.Generator,
-           plan_mask: Tensor | None = None) -> dict[str, float]:
-    """Train on the rollout; returns means over optimiser steps of loss and grad norm, and over
-    loss calls of the interventions' statistics."""
+def loss_calls(idx: Tensor, cfg: OptimConfig, row_tokens: int) -> tuple[Tensor, ...]:
+    """A minibatch's row indices split into loss calls: by the token budget when set (rows of
+    `row_tokens` padded tokens each, at least one row per call), else into micro_batches."""
+    if cfg.micro_batch_tokens:
+        return idx.split(max(1, cfg.micro_batch_tokens // row_tokens))
+    return idx.chunk(cfg.micro_batches)
+
+
+def update(model, optimizer, batch: RoundBatch, pipeline: Pipeline, s: UpdateSettings) -> dict[str, float]:
+    """Train on the round's rollouts; returns means over optimiser steps of loss and grad norm,
+    and over loss calls of the interventions' statistics."""
+    ro, scored, cfg = batch.ro, batch.scored, s.optim
     B, T = ro.completion_ids.shape
     mask = ro.completion_mask
-    adv_tok = adv[:, None] * mask  # (B, T)
+    adv_tok = batch.adv[:, None] * mask  # (B, T)
+    plan_mask = batch.plan_mask
     agg_mode, scale = pipeline.aggregation(cfg.agg_mode, cfg.loss_scale)
+    row_tokens = ro.prompt_ids.shape[1] + T
 
     def token_batch(idx: Tensor) -> TokenBatch:
-        logits = completion_logits(model, ro.prompt_ids[idx], ro.prompt_mask[idx],
-                                   ro.completion_ids[idx], mask[idx], temperature)
-        if not torch.isfinite(logits).all():
+        logp, h = completion_scores(model, ro.prompt_ids[idx], ro.prompt_mask[idx], ro.completion_ids[idx],
+                                    mask[idx], s.temperature, s.budget)
+        if not (torch.isfinite(logp).all() and torch.isfinite(h).all()):
             raise Divergence("non-finite logits in the update")
         return TokenBatch(
-            logp=logprobs_from_logits(logits, ro.completion_ids[idx]),
-            old_logp=scored.old_logp[idx], adv=adv_tok[idx], mask=mask[idx],
-            h=entropy_from_logits(logits), rewards=rewards[idx],
+            logp=logp, old_logp=scored.old_logp[idx], adv=adv_tok[idx], mask=mask[idx], h=h,
+            rewards=batch.rewards[idx],
             ref_logp=None if scored.ref_logp is None else scored.ref_logp[idx],
             plan_mask=None if plan_mask is None else plan_mask[idx],
             is_weight=None if scored.is_weight is None else scored.is_weight[idx],
@@ -67,17 +103,18 @@ def update(model, optimizer, ro: Rollout, scored: Scored, adv: Tensor, rewards: 
     if "round" in pipeline.scopes:
         chosen.update(pipeline.select(TokenBatch(
             logp=scored.old_logp, old_logp=scored.old_logp, adv=adv_tok, mask=mask, h=scored.h,
-            rewards=rewards, ref_logp=scored.ref_logp, plan_mask=plan_mask), "round"))
-    acc: dict[str, list[float]] = defaultdict(list)
+            rewards=batch.rewards, ref_logp=scored.ref_logp, plan_mask=plan_mask), "round"))
+    acc: dict[str, list] = defaultdict(list)  # tensors until the end: no host sync per call
     model.train()
     for _ in range(cfg.epochs):
-        for idx in torch.randperm(B, generator=generator).chunk(cfg.minibatches):
-            calls = idx.chunk(cfg.micro_batches)
+        perm = torch.randperm(B, generator=s.generator, device=s.generator.device).to(mask.device)
+        for idx in perm.chunk(cfg.minibatches):
+            calls = loss_calls(idx, cfg, row_tokens)
             batches = None
             if "minibatch" in pipeline.scopes:
                 batches = [token_batch(c) for c in calls]
                 for name, sel in pipeline.select(_detached_cat(batches), "minibatch").items():
-                    full = torch.zeros(B, T, dtype=torch.bool)
+                    full = torch.zeros(B, T, dtype=torch.bool, device=mask.device)
                     full[idx] = sel  # rows of cat(calls) are idx, in order
                     chosen[name] = full
             optimizer.zero_grad(set_to_none=True)
@@ -87,15 +124,17 @@ def update(model, optimizer, ro: Rollout, scored: Scored, adv: Tensor, rewards: 
                 loss, stats = pipeline.loss(b, agg_mode, scale, {k: v[c] for k, v in chosen.items()})
                 if not torch.isfinite(loss):
                     raise Divergence(f"non-finite loss ({loss.item()})")
-                (loss / len(calls)).backward()
-                total += loss.item() / len(calls)
+                w = (call_weight(mask[c], mask[idx], agg_mode) if cfg.loss_norm == "minibatch"
+                     else 1.0 / len(calls))
+                (loss * w).backward()
+                total = total + (loss.detach() * w)
                 for k, v in stats.items():
-                    acc[k].append(float(v))
+                    acc[k].append(v.detach() if isinstance(v, Tensor) else v)
             norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             if not torch.isfinite(norm):
                 raise Divergence(f"non-finite gradient norm ({norm.item()})")
             optimizer.step()
             acc["loss/policy"].append(total)
-            acc["grad/norm"].append(norm.item())
+            acc["grad/norm"].append(norm)
     model.eval()
-    return {k: sum(v) / len(v) for k, v in acc.items()}
+    return {k: sum(float(x) for x in v) / len(v) for k, v in acc.items()}
