@@ -122,7 +122,7 @@ ROWS = [
     Row("attn-impl-unknown", (*T, "model.attn_impl=fast"), ("model.attn_impl=fast", "eager")),
     Row("pretrain-lr-zero", (*T, "model.pretrain_lr=0"), ("model.pretrain_lr=0.0", "positive")),
     Row("model-kind-unknown", (*T, "model.kind=gguf"), ("model.kind=gguf", "not installed", "lab")),
-    Row("task-name-unknown", (*T, "task.name=chess"), ("task.name=chess", "addition")),
+    Row("task-kind-unknown", (*T, "task.kind=chess"), ("task.kind=chess", "addition")),
     Row("backend-vllm", (*T, "rollout.backend=vllm"), ("rollout=vllm needs vLLM", "not installed", "pip install")),
     Row("empty-runs-dir", (*T, "runs_dir="), ("runs_dir is empty",)),
     # -- train: intervention parameters (each dataclass's __post_init__)

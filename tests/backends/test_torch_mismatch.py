@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
+from entropyctl.models.loading import ForwardBudget
 from entropyctl.config import RolloutConfig
 from entropyctl.models.loading import load_policy
 from entropyctl.train.rescore import rescore
@@ -27,7 +28,7 @@ def round_(checkpoint):
     model.eval()
     ro = sample(model, tok, [P("12+34="), P("5+5=")], 4, 10, 0.8, torch.Generator().manual_seed(0),
                 backend="torch")
-    return ro, rescore(model, None, ro, 0.8)
+    return ro, rescore(model, None, ro, 0.8, ForwardBudget(None, 512))
 
 
 @pytest.mark.parametrize("mode", ["token_tis", "token_mis", "seq_tis", "seq_mis"])
