@@ -94,6 +94,7 @@ def update(model, optimizer, ro: Rollout, scored: Scored, adv: Tensor, rewards: 
             if not torch.isfinite(norm):
                 raise Divergence(f"non-finite gradient norm ({norm.item()})")
             optimizer.step()
+            pipeline.step()  # controllers (adaptive_entropy, entropic) move once per optimiser step
             acc["loss/policy"].append(total)
             acc["grad/norm"].append(norm.item())
     model.eval()
