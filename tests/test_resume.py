@@ -4,7 +4,11 @@ the final weights, optimiser state and RNG states are identical too. Plus the pi
 metrics cut-back, checkpoint atomicity and fallback, and `resume=true` finding its run.
 
 Real subprocesses and files throughout; entropy_bonus makes the weights move (the smoke
-model earns no reward, so plain GRPO would leave them as they are).
+model earns no reward, so plain GRPO would leave them as they are). The run also carries the two
+entropy controllers, mid-run at every checkpoint: adaptive_entropy (target far above the smoke
+model's entropy, so its coefficient climbs every optimiser step and its bonus moves the weights)
+and entropic (its integral grows every step). A resume that restarted either controller would
+log other coefficients and train other weights.
 """
 
 from __future__ import annotations
@@ -28,8 +32,10 @@ from entropyctl.runstore.store import DROPPED, SAMPLES, RunStoreError, lock_run,
 from tests.helpers import wait_for_single_run
 
 ROUNDS = 5
-ARGS = ("experiment=smoke", f"rounds={ROUNDS}", "checkpoint_every=2", "intervention=entropy_bonus",
-        "progress=false", "threads=1")
+ARGS = ("experiment=smoke", f"rounds={ROUNDS}", "checkpoint_every=2",
+        "intervention=[entropy_bonus,adaptive_entropy,entropic]", "intervention.adaptive_entropy.target=10.0",
+        "intervention.adaptive_entropy.delta=0.01", "intervention.adaptive_entropy.coef_max=1.0",
+        "intervention.entropic.target=2.0", "progress=false", "threads=1")
 VOLATILE = ("time/", "perf/")  # wall-clock timings: never equal across processes
 
 
@@ -111,6 +117,10 @@ def test_resumed_metrics_equal_an_uninterrupted_run(pair):
     assert stable(a) == stable(b)  # bit for bit: JSON floats round-trip exactly
     assert any(r["loss/policy"] != 0 for r in a)  # the weights did move
     assert a[0]["entropy/seqmean"] != a[-1]["entropy/seqmean"]
+    # the controllers were moving all along, so the resumed rounds continued them mid-run
+    coef = [r["adaptive_entropy/coef"] for r in a]
+    integral = [r["entropic/integral"] for r in a]
+    assert all(x < y for x, y in zip(coef, coef[1:])) and all(x != y for x, y in zip(integral, integral[1:]))
 
 
 def test_resumed_samples_equal_an_uninterrupted_run(pair):
@@ -135,6 +145,9 @@ def test_resumed_final_state_is_bit_identical(pair):
     assert a["round"] == b["round"] == ROUNDS
     assert a["sha256"] == b["sha256"]  # model.safetensors, optimizer.pt, rng.pt
     assert a["prompt_rng"] == b["prompt_rng"]
+    assert a["interventions"] == b["interventions"]  # the controllers' state
+    assert set(a["interventions"]) == {"adaptive_entropy", "entropic"}
+    assert a["interventions"]["adaptive_entropy"]["coef"] > 0 and a["interventions"]["entropic"]["integral"] != 0
 
 
 def test_resume_true_skips_a_finished_run(pair, capsys):
@@ -215,6 +228,34 @@ def test_checkpoint_round_trip_restores_everything(tmp_path):
     assert (torch.rand(3), torch.rand(3, generator=gen2), rng2.random())[2] == expected[2]
     with pytest.raises(ValueError, match="changed since the checkpoint"):
         latest_checkpoint(tmp_path, config_sha("seed: 1\n"))
+
+
+def test_checkpoint_keeps_the_controllers_state(tmp_path):
+    from entropyctl.interventions import build
+    from entropyctl.train.checkpoint import CheckpointError
+
+    sel = {"adaptive_entropy": {"target": 0.2, "coef_init": 0.001}, "entropic": {}}
+    pipe = build(sel)
+    for h in (0.05, 0.07, 0.3):
+        pipe.controllers["adaptive_entropy"].observe(h)
+        pipe.controllers["entropic"].observe(h - 0.1)
+        pipe.step()
+    model, opt, rng, gen = _state()
+    save_checkpoint(tmp_path, 3, model=model, optimizer=opt, prompt_rng=rng, sample_gen=gen,
+                    config_yaml_sha="x", keep=1, interventions=pipe.state_dict())
+    fresh = build(sel)
+    latest_checkpoint(tmp_path, "x").restore(model=model, optimizer=opt, prompt_rng=rng, sample_gen=gen,
+                                             pipeline=fresh)
+    assert fresh.state_dict() == pipe.state_dict() != build(sel).state_dict()
+    # 0.001 -> 0.0011 -> 0.0012 -> 0.0011 (0.3 > 0.2);  integral -0.05 - 0.03 + 0.2
+    assert fresh.state_dict()["adaptive_entropy"]["coef"] == pytest.approx(0.0011)
+    assert fresh.state_dict()["entropic"]["integral"] == pytest.approx(0.12)
+    # a checkpoint without a controller's state (written before the controllers existed) is refused
+    save_checkpoint(tmp_path, 4, model=model, optimizer=opt, prompt_rng=rng, sample_gen=gen,
+                    config_yaml_sha="x", keep=1)
+    with pytest.raises(CheckpointError, match="no state for adaptive_entropy, entropic"):
+        latest_checkpoint(tmp_path, "x").restore(model=model, optimizer=opt, prompt_rng=rng, sample_gen=gen,
+                                                 pipeline=build(sel))
 
 
 def test_checkpoint_writes_are_atomic_and_bounded(tmp_path):

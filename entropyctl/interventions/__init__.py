@@ -10,6 +10,7 @@ Stages compose, so the update step and the round loop never branch on names:
     surrogate  (TokenBatch, cfg[, chosen]) -> (loss (B, T), stats)
                                                               exactly one; `grpo` by default
     penalty    (TokenBatch, cfg) -> (loss (B, T), stats)      added per token before aggregation
+                                                              (or a scalar: added after it)
     round      (RoundContext, cfg) -> stats                   extra work after a round's update
 
 `intervention=[clip_higher,entropy_bonus]` stacks a surrogate and a penalty; two surrogates
@@ -18,13 +19,22 @@ so every intervention follows the run's aggregation mode. Mask-stage selections 
 what the aggregation counts: surrogates and penalties still see every valid token (their
 covariance, top-k and clip statistics are over the loss call, as in the reference forks).
 
-Two optional hooks per intervention, given to `register`:
+Optional hooks per intervention, given to `register`:
   * `select(b, cfg) -> (B, T) bool`: the tokens a selecting intervention picks. With the
     config's `scope` = `micro_batch` (default: per loss call, the reference behaviour) the
     stage function selects by itself; with `minibatch` or `round` the update step calls
     `Pipeline.select` on the wider scope and hands each loss call its rows as `chosen`.
   * `extra(b, cfg) -> (scalar, stats)`: a term with its own aggregation, added after the
     per-token loss is aggregated (GPPO's NLL on correct responses).
+  * `settings(cfg) -> RunSettings`: run-level choices a non-`settings` intervention makes
+    (GSPO and SAPO aggregate per sequence, as their references force).
+  * `controller(cfg) -> Controller`: state that lives across loss calls (the entropy
+    controllers). The stage function then takes it as a third argument, reads its
+    coefficient and reports what it measured; `Pipeline.step()` (after every optimiser step)
+    lets it fold those measurements in. Its `state_dict()` (JSON numbers) goes into the run's
+    checkpoint and `load_state_dict()` puts it back, so a resumed run continues it exactly.
+A penalty may also return a scalar instead of (B, T): a term it aggregated itself over its own
+tokens (EntroPIC's high-probability tokens), added after the aggregation.
 """
 
 from __future__ import annotations
@@ -89,19 +99,22 @@ class Spec:
     select: Optional[Callable] = None  # (TokenBatch, cfg) -> (B, T) bool over a wider scope
     extra: Optional[Callable] = None  # (TokenBatch, cfg) -> (scalar, stats), added after agg
     needs_ref: bool = False  # reads ref_logp: the run must load the frozen base model
+    settings: Optional[Callable] = None  # cfg -> RunSettings, for a non-settings stage
+    controller: Optional[Callable] = None  # cfg -> Controller, state across loss calls
 
 
 REGISTRY: dict[str, Spec] = {}
 
 
 def register(name: str, config_cls: type, stage: str, select: Callable | None = None,
-             extra: Callable | None = None, needs_ref: bool = False):
+             extra: Callable | None = None, needs_ref: bool = False, settings: Callable | None = None,
+             controller: Callable | None = None):
     """Decorator: make `fn` the intervention `name` (= module name = YAML name)."""
     if stage not in STAGES:
         raise ValueError(f"stage {stage!r} is not one of {STAGES}")
 
     def deco(fn: Callable) -> Callable:
-        REGISTRY[name] = Spec(name, stage, config_cls, fn, select, extra, needs_ref)
+        REGISTRY[name] = Spec(name, stage, config_cls, fn, select, extra, needs_ref, settings, controller)
         return fn
 
     return deco
@@ -163,6 +176,7 @@ class Pipeline:
     selectors: dict[str, tuple[str, Callable]] = field(default_factory=dict)  # name -> (scope, fn)
     settings: RunSettings = field(default_factory=RunSettings)
     configs: dict[str, Any] = field(default_factory=dict)
+    controllers: dict[str, Any] = field(default_factory=dict)  # name -> its state across loss calls
 
     # what the user selected: the implicit default surrogate is not part of a run's name
     selected: list[str] = field(default_factory=list)
@@ -216,11 +230,17 @@ class Pipeline:
         stats.update(s)
         if b.is_weight is not None:  # rollout correction (spec §14): the surrogate only
             per_token = per_token * b.is_weight
+        after = []  # penalties that aggregated themselves (a scalar)
         for penalty in self.penalty:
             p, s = penalty(b)
-            per_token = per_token + p
+            if p.dim() == 0:
+                after.append(p)
+            else:
+                per_token = per_token + p
             stats.update(s)
         loss = agg_loss(per_token, counted.mask, agg_mode, scale, counted.loss_mask)
+        for term in after:
+            loss = loss + term
         for extra in self.extra:
             x, s = extra(b)
             loss = loss + x
@@ -233,13 +253,32 @@ class Pipeline:
             stats.update(hook(ctx))
         return stats
 
+    def step(self) -> None:
+        """After each optimiser step: every controller folds in what the step measured."""
+        for ctrl in self.controllers.values():
+            ctrl.step()
 
-def _bind(name: str, fn: Callable, cfg: Any, pass_chosen: bool = False) -> Callable:
-    """fn with its config bound; `chosen` (a wider scope's selection) only reaches fn when it
-    takes one."""
+    def state_dict(self) -> dict[str, dict]:
+        """{name: the controller's state} (JSON-safe numbers), for the run's checkpoint."""
+        return {n: ctrl.state_dict() for n, ctrl in self.controllers.items()}
+
+    def load_state_dict(self, state: Mapping[str, Mapping]) -> None:
+        missing = sorted(set(self.controllers) - set(state))
+        if missing:
+            raise InterventionError(f"the checkpoint holds no state for {', '.join(missing)}; "
+                                    "resume it with the config it was started with")
+        for n, ctrl in self.controllers.items():
+            ctrl.load_state_dict(state[n])
+
+
+def _bind(name: str, fn: Callable, cfg: Any, pass_chosen: bool = False, ctrl: Any = None) -> Callable:
+    """fn with its config (and controller, if it has one) bound; `chosen` (a wider scope's
+    selection) only reaches fn when it takes one."""
 
     def bound(x, chosen=None):
-        return fn(x, cfg, chosen) if pass_chosen else fn(x, cfg)
+        if pass_chosen:
+            return fn(x, cfg, chosen)
+        return fn(x, cfg) if ctrl is None else fn(x, cfg, ctrl)
 
     bound.__name__ = name
     return bound
@@ -281,7 +320,7 @@ def build(selection: Mapping[str, Mapping[str, Any] | None]) -> Pipeline:
         chosen = {DEFAULT_SURROGATE: make_config(default, None), **chosen}
     names = list(chosen)
     by_stage: dict[str, list[Callable]] = {s: [] for s in STAGES}
-    extra, selectors, settings = [], {}, []
+    extra, selectors, settings, controllers = [], {}, [], {}
     for n in names:
         spec, cfg = registry[n], chosen[n]
         scope = getattr(cfg, "scope", "micro_batch")
@@ -292,7 +331,12 @@ def build(selection: Mapping[str, Mapping[str, Any] | None]) -> Pipeline:
         if spec.stage == "settings":
             settings.append((n, spec.fn(cfg)))
             continue
-        by_stage[spec.stage].append(_bind(n, spec.fn, cfg, pass_chosen=spec.select is not None))
+        if spec.settings is not None:
+            settings.append((n, spec.settings(cfg)))
+        if spec.controller is not None:
+            controllers[n] = spec.controller(cfg)
+        by_stage[spec.stage].append(_bind(n, spec.fn, cfg, pass_chosen=spec.select is not None,
+                                          ctrl=controllers.get(n)))
         if spec.select is not None:
             selectors[n] = (scope, _bind(n, spec.select, cfg))
         if spec.extra is not None:
@@ -309,4 +353,5 @@ def build(selection: Mapping[str, Mapping[str, Any] | None]) -> Pipeline:
         selectors=selectors,
         settings=_merge_settings(settings),
         configs=chosen,
+        controllers=controllers,
     )

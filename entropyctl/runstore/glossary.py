@@ -54,7 +54,8 @@ GLOSSARY: dict[str, str] = {
 # Keys logged only when the intervention or switch that owns them is on (one line each). Kept
 # apart from GLOSSARY, whose every key is in every round's row; describe() reads both.
 CONDITIONAL: dict[str, str] = {
-    "clip/frac_high": "share of valid tokens with A > 0 and r > 1 + eps_high (clip_higher, gppo; spec §3.1)",
+    "clip/frac_high": "share of valid tokens with A > 0 and r > 1 + eps_high (clip_higher, gppo; spec §3.1); "
+                      "cispo: share with r above the weight cap",
     "clip/frac_low": "share of valid tokens with A < 0 and r < 1 - eps_low (clip_higher, gppo; spec §3.1)",
     "clip_cov/frac_detached": "share of valid tokens Clip-Cov detached (spec §1.4)",
     "clip_cov/candidates": "tokens whose centred covariance lies in (cov_low, cov_high), per loss call (spec §1.4)",
@@ -65,6 +66,19 @@ CONDITIONAL: dict[str, str] = {
     "forking/h_threshold": "lowest current-policy entropy among the selected forking tokens (spec §4)",
     "entropy_bonus/h": "mean current-policy token entropy the bonus acts on (spec §5.3)",
     "kl_anchor/kl": "mean KL-to-base estimate (kl_anchor.kind) the anchor penalises, in the update (spec §5.4)",
+    "gspo/seq_clip_frac": "share of responses whose sequence ratio s_i is clipped (GSPO; spec §15)",
+    "gspo/seq_log_ratio": "mean |log s_i| over responses: how far GSPO's sequence ratios are off-policy (spec §15)",
+    "sapo/gate_weight": "mean SAPO gradient weight 4 sigma (1 - sigma) over valid tokens; 1 on-policy (spec §15)",
+    "sapo/frac_gated": "share of valid tokens whose SAPO gradient weight is below 1/2: the soft gate's clipped share (spec §15)",
+    "adaptive_entropy/coef": "the adaptive entropy coefficient c the controller holds (Skywork-OR1; spec §15)",
+    "adaptive_entropy/coef_applied": "the coefficient the bonus used: c while the last measured entropy <= target, else 0",
+    "adaptive_entropy/error": "controller error: mean current-policy token entropy of a loss call minus the target (spec §15)",
+    "entropic/alpha": "EntroPIC's PI output alpha in [-1, 1]: > 0 pushes entropy down, < 0 up (spec §15)",
+    "entropic/error": "EntroPIC's error e = mean current-policy token entropy of a loss call minus the target",
+    "entropic/integral": "EntroPIC's integral: sum of the optimiser steps' mean errors so far",
+    "entropic/frac_high": "share of valid tokens with p > entropic.prob_threshold, the tokens EntroPIC's term acts on",
+    "entropy_advantage/bonus": "mean entropy bonus min(alpha h, |A| / kappa) added to the advantage over valid tokens (spec §15)",
+    "entropy_advantage/frac_capped": "share of valid tokens (A != 0) where the |A| / kappa cap binds the entropy bonus",
     "hicra/plan_frac": "share of valid tokens that are planning tokens, whose advantage HICRA scales (spec §8.3)",
     "sft_refresh/steps": "SFT steps on demonstrations taken after this round's update (0 off schedule)",
     "sft_refresh/nll": "mean demonstration NLL over this round's SFT-refresh steps (rounds with steps only)",

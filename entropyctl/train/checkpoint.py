@@ -4,7 +4,8 @@
       model.safetensors                policy weights (safetensors: no pickle)
       optimizer.pt                     optimiser state_dict: tensors and numbers only
       rng.pt                           torch global RNG + the sampling generator (ByteTensors)
-      state.json                       round, prompt RNG state, config hash, sha256 of each file
+      state.json                       round, prompt RNG state, the interventions' controller
+                                       state (JSON floats: exact), config hash, sha256 of each file
 
 Writes are atomic: every file goes into a hidden `.round-N.tmp-<pid>/`, is fsynced, and the
 folder is renamed into place, so a `round-*` folder is always complete; older ones are then
@@ -81,8 +82,9 @@ def _remove(path: Path) -> None:
 
 def save_checkpoint(run_dir: Path, round_: int, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     prompt_rng: random.Random, sample_gen: torch.Generator, config_yaml_sha: str,
-                    keep: int) -> Path:
-    """Write the state before round `round_` atomically; keep the newest `keep` checkpoints."""
+                    keep: int, interventions: dict | None = None) -> Path:
+    """Write the state before round `round_` atomically; keep the newest `keep` checkpoints.
+    `interventions` is `Pipeline.state_dict()`: the controllers' state."""
     root = Path(run_dir) / CKPT_DIR
     root.mkdir(exist_ok=True)
     for stale in root.glob(".*"):  # temp or trash folders of a process killed mid-write
@@ -97,6 +99,7 @@ def save_checkpoint(run_dir: Path, round_: int, *, model: torch.nn.Module, optim
         "format": FORMAT,
         "round": round_,
         "prompt_rng": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
+        "interventions": interventions or {},
         "config_sha256": config_yaml_sha,
         "sha256": {name: _sha256(tmp / name) for name in _FILES},
     }
@@ -121,8 +124,9 @@ class Checkpoint:
     state: dict
 
     def restore(self, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                prompt_rng: random.Random, sample_gen: torch.Generator) -> None:
-        """Put the saved weights, optimiser state and RNG states into a freshly set-up run."""
+                prompt_rng: random.Random, sample_gen: torch.Generator, pipeline=None) -> None:
+        """Put the saved weights, optimiser state, RNG states and (given the run's `Pipeline`)
+        the interventions' controller state into a freshly set-up run."""
         missing, unexpected = load_model(model, str(self.path / "model.safetensors"), strict=False)
         if missing or unexpected:
             raise CheckpointError(f"{self.path}: weights do not fit the model (missing {missing[:3]}, "
@@ -133,6 +137,11 @@ class Checkpoint:
         sample_gen.set_state(rng["sample_gen"])
         p = self.state["prompt_rng"]
         prompt_rng.setstate((p["version"], tuple(p["internal"]), p["gauss_next"]))
+        if pipeline is not None:
+            try:  # checkpoints written before controllers existed hold none (and need none)
+                pipeline.load_state_dict(self.state.get("interventions", {}))
+            except ValueError as e:
+                raise CheckpointError(f"{self.path}: {e}") from None
 
 
 def _check(path: Path) -> dict:

@@ -251,7 +251,8 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
     def checkpoint(next_round: int) -> None:
         save_checkpoint(writer.path, next_round, model=state.model, optimizer=state.optimizer,
                         prompt_rng=state.prompt_rng, sample_gen=state.sample_gen,
-                        config_yaml_sha=sha, keep=cfg.checkpoint_keep)
+                        config_yaml_sha=sha, keep=cfg.checkpoint_keep,
+                        interventions=state.pipeline.state_dict())
 
     every = cfg.checkpoint_every
     r = start

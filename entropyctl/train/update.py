@@ -134,6 +134,7 @@ def update(model, optimizer, batch: RoundBatch, pipeline: Pipeline, s: UpdateSet
             if not torch.isfinite(norm):
                 raise Divergence(f"non-finite gradient norm ({norm.item()})")
             optimizer.step()
+            pipeline.step()  # controllers (adaptive_entropy, entropic) move once per optimiser step
             acc["loss/policy"].append(total)
             acc["grad/norm"].append(norm)
     model.eval()
