@@ -109,6 +109,43 @@ class EvalConfig:
 
 
 @dataclass
+class ProbeConfig:
+    """Probes (issue 10; docs/collapse-or-convergence.md): exact KL to the base, CKA to the
+    base, activation sparsity, pass@k against the base. Run before the rollout of round 0, of
+    every `every`-th round and of the last round, on their own random generators."""
+
+    # Rounds between probes; 0 = off. 10 keeps them under 15 % of a lab run's time (measured
+    # in issue 10); the smoke preset turns them off.
+    every: int = 10
+    # pass@k for k = 1, 2, 4 ... pass_k_max: pass_k_max samples on each of `pass_prompts`
+    # held-out (validation) prompts, and the base model's curve once per run (cached).
+    pass_k_max: int = 64
+    pass_prompts: int = 16
+    # Fixed validation prompts whose last-token hidden states feed CKA and sparsity.
+    repr_prompts: int = 128
+    # Responses per pass@k prompt re-scored for the exact KL (the first ones sampled).
+    kl_samples: int = 4
+    # Unfamiliar prompts for the sparsity probe when the task has none of its own
+    # (`unfamiliar_prompts`): a text file, one prompt a line. Empty = skip that probe.
+    unfamiliar_file: str = ""
+
+    def __post_init__(self) -> None:
+        from entropyctl.errors import BadInput
+
+        if self.every < 0:
+            raise BadInput(f"probe.every={self.every} is negative; give 0 (off) or a number of rounds")
+        for key in ("pass_k_max", "pass_prompts", "kl_samples"):
+            if getattr(self, key) < 1:
+                raise BadInput(f"probe.{key}={getattr(self, key)} is below 1; give a positive integer")
+        if self.kl_samples > self.pass_k_max:
+            raise BadInput(f"probe.kl_samples={self.kl_samples} exceeds probe.pass_k_max="
+                           f"{self.pass_k_max}; give at most that many")
+        if self.repr_prompts < 4:
+            raise BadInput(f"probe.repr_prompts={self.repr_prompts} is below 4 (debiased CKA needs 4); "
+                           "give 4 or more")
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -116,6 +153,7 @@ class TrainConfig:
     advantage: AdvantageConfig = field(default_factory=AdvantageConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
     # {intervention name: its parameters}; validated against each intervention's dataclass.
     intervention: Dict[str, Any] = field(default_factory=dict)
     sweep: str = "default"

@@ -95,7 +95,9 @@ def run_round(r: int, s: RunState, cfg: TrainConfig) -> dict[str, float]:
             ev = evaluate(s.model, s.tokenizer, s.task, ro_cfg.temperature, cfg.task.max_new_tokens,
                           gen, greedy=cfg.eval.greedy, backend=ro_cfg.backend)
     row = {"round": r}
-    row.update(round_metrics(ro, scored, rewards, adv, formats, s.task.format_names, ro_cfg.temperature))
+    step_size = cfg.optim.lr * cfg.optim.minibatches * cfg.optim.epochs  # cov/pred_dH's eta
+    row.update(round_metrics(ro, scored, rewards, adv, formats, s.task.format_names, ro_cfg.temperature,
+                             plan_mask, step_size))
     row.update(seen)
     row.update(stats)
     row.update(ev)
@@ -209,12 +211,20 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
     every = cfg.checkpoint_every
     r = start
     try:
+        probes = None
+        if cfg.probe.every > 0:
+            from entropyctl.train.probes import Probes
+
+            probes = Probes(state, cfg, first_round=start)
         label = f"{writer.info.get('intervention', '')} s{writer.info.get('seed', '')}"
         with RoundProgress(label, cfg.rounds, start, enabled=cfg.progress) as bar:
             if every > 0 and start == 0:
                 checkpoint(0)  # resume never depends on re-running setup the same way
             for r in range(start, cfg.rounds):
+                # Before the round: probes measure the policy that samples it (round 0 = base).
+                probed = probes.run(r) if probes is not None else {}
                 row = run_round(r, state, cfg)
+                row.update(probed)
                 writer.append(row)
                 writer.update(rounds_done=r + 1)
                 _check_weights(state.model)
