@@ -106,3 +106,14 @@ def test_dH_prediction_pairs_each_round_with_the_next_change():
     flipped = [{**row, "cov/pred_dH": -row["cov/pred_dH"]} for row in rs]
     assert dH_prediction(flipped) == pytest.approx(-1.0)
     assert math.isnan(dH_prediction(rs[:2]))
+
+
+def test_pass_question_skips_a_k_the_baseline_saturates(tmp_path):
+    for s, j in enumerate((0.0, 0.01, -0.01)):
+        write_run(tmp_path, "grpo", s, rows(2.0, 0.2, 0.60 + j, 0.5, 1.0))
+        write_run(tmp_path, "other", s, rows(2.0, 0.2, 0.60 - j, 0.5, 1.0))
+    runs = load_inputs([tmp_path / "sw"], None)
+    result = compare_runs(runs, baseline="grpo", last_k=2, include_incomplete=False, by=None)
+    result["narrowing"] = narrowing(result, runs)
+    # pass@64 is 1 everywhere: the question moves to pass@1 (the largest unsaturated k)
+    assert result["narrowing"]["other"]["answers"]["pass_at_large_k"]["key"] == "eval/pass@1"

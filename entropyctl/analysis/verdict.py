@@ -45,9 +45,13 @@ class Question:
     key: str  # the metric; "kept" = higher than the baseline
 
 
-def questions(runs: list[RunInput]) -> list[Question]:
-    """The questions these runs can answer: CKA at the deepest logged layer, pass@k at the
-    largest k logged."""
+SATURATED = 0.99  # a pass@k the baseline reaches on (nearly) every prompt can show no loss
+
+
+def questions(runs: list[RunInput], baseline: str | None = None, last_k: int = 1) -> list[Question]:
+    """The questions these runs can answer: CKA at the deepest logged layer; pass@k at the
+    largest logged k where the baseline has not saturated (final mean < SATURATED; on the lab
+    pass@64 is 1 for every model), else the largest k."""
     keys = {k for r in runs for row in r.rows for k in row}
     qs = [Question("entropy_per_response", "policy entropy per response", "entropy/seqsum"),
           Question("entropy_first", "policy entropy at the first position", "entropy/first"),
@@ -59,6 +63,16 @@ def questions(runs: list[RunInput]) -> list[Question]:
                            f"{CKA_PREFIX}{max(layers)}"))
     ks = [int(k.removeprefix(PASS_PREFIX)) for k in keys
           if k.startswith(PASS_PREFIX) and k.removeprefix(PASS_PREFIX).isdigit()]
+    if ks and baseline is not None:
+        base_runs = [r for r in runs if r.group == baseline]
+
+        def base_mean(k: int) -> float:
+            vals = [v for v in (final_value(r.rows, f"{PASS_PREFIX}{k}", last_k) for r in base_runs)
+                    if math.isfinite(v)]
+            return float(np.mean(vals)) if vals else math.nan
+
+        open_ks = [k for k in ks if base_mean(k) < SATURATED]
+        ks = open_ks or ks
     if ks:
         qs.append(Question("pass_at_large_k", f"pass@{max(ks)} (exploration at large k)", f"{PASS_PREFIX}{max(ks)}"))
     qs.append(Question("reward", "reward (validation accuracy; lost = a reward cost)", "eval/acc"))
@@ -100,7 +114,7 @@ def narrowing(result: dict[str, Any], runs: list[RunInput]) -> dict[str, Any]:
     names = [g["name"] for g in result["groups"]]
     base = result["baseline"]
     last_k = result["last_k"]
-    qs = questions(kept)
+    qs = questions(kept, base, last_k)
     values = {g: {q.key: [final_value(r.rows, q.key, last_k) for r in kept if r.group == g] for q in qs}
               for g in names}
     out: dict[str, Any] = {}
@@ -150,7 +164,8 @@ def answer_cell(a: dict[str, Any] | None, long: bool) -> str:
     ci = f" [{_num(a['lo'], True)}, {_num(a['hi'], True)}]" if a.get("lo") is not None else ""
     p = a.get("p_holm")
     ptext = "Holm p=—" if p is None else ("Holm p<0.001" if p < 1e-3 else f"Holm p={p:.3f}")
-    why = f" ({a['note']})" if a.get("note") else ""
+    note = a.get("note") or ""
+    why = f" ({note if long else note.split(':')[0]})" if note else ""
     sep = ", " if long else "\n"
     return f"{a['label']}{why}: {_num(a['diff'], True)}{ci}{sep}{ptext}"
 
