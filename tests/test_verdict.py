@@ -117,3 +117,20 @@ def test_pass_question_skips_a_k_the_baseline_saturates(tmp_path):
     result["narrowing"] = narrowing(result, runs)
     # pass@64 is 1 everywhere: the question moves to pass@1 (the largest unsaturated k)
     assert result["narrowing"]["other"]["answers"]["pass_at_large_k"]["key"] == "eval/pass@1"
+
+
+def test_compare_writes_the_verdict_to_every_output(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from entropyctl.cli.main import app
+
+    build(tmp_path)
+    out = CliRunner().invoke(app, ["compare", str(tmp_path / "sw"), "--last-k", "2", "--out", str(tmp_path / "o")])
+    assert out.exit_code == 0, out.output
+    assert "collapse or convergence?" in out.output and "kept" in out.output
+    cmp = json.loads((tmp_path / "o" / "compare.json").read_text())
+    assert cmp["narrowing"]["alpha"]["answers"]["entropy_per_response"]["label"] == KEPT
+    assert "## Collapse or convergence?" in (tmp_path / "o" / "report.md").read_text()
+    assert "<h2>Collapse or convergence?</h2>" in (tmp_path / "o" / "report.html").read_text()

@@ -79,7 +79,8 @@ class AdditionTask:
     def unfamiliar_prompts(self, rng: random.Random, n: int) -> list[str]:
         """n prompts the model never saw in pretraining, for the sparsity probe (issue 10):
         alternately out-of-range operands (one digit wider than the corpus) and the
-        characters of a corpus prompt shuffled (never left in their original order)."""
+        characters of a corpus prompt shuffled so that '+' leaves its place (a shuffle that
+        only swapped digits would be another corpus prompt)."""
         d, out = self.cfg.digits, []
         while len(out) < n:
             if len(out) % 2 == 0:
@@ -87,8 +88,7 @@ class AdditionTask:
                 out.append(f"{a}+{b}")
             else:
                 chars = list(self._problem(*rng.choice(self._train_pairs)).prompt)
-                original = "".join(chars)
-                while "".join(chars) == original:
+                while chars[d] == "+":
                     rng.shuffle(chars)
                 out.append("".join(chars))
         return out

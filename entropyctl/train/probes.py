@@ -87,12 +87,18 @@ def pass_curve(model, tokenizer, task, problems: list, cfg: TrainConfig, gen: to
 
 
 @torch.no_grad()
-def exact_kl_mean(p_model, q_model, ro: Rollout, temperature: float) -> float:
-    """Token-mean over the rollout's response tokens of the exact KL(p || q) per position."""
-    args = (ro.prompt_ids, ro.prompt_mask, ro.completion_ids, ro.completion_mask, temperature)
-    kl = exact_kl(completion_logits(p_model, *args), completion_logits(q_model, *args))
-    mask = ro.completion_mask.double()
-    return float((kl * mask).sum() / mask.sum().clamp(min=1))
+def exact_kl_mean(p_model, q_model, ro: Rollout, temperature: float, chunk: int = 16) -> float:
+    """Token-mean over the rollout's response tokens of the exact KL(p || q) per position
+    (rows in chunks: the float64 (rows, T, V) tensors are large for a real vocabulary)."""
+    total, count = 0.0, 0.0
+    for i in range(0, ro.size, chunk):
+        part = ro.select(torch.arange(i, min(i + chunk, ro.size)))
+        args = (part.prompt_ids, part.prompt_mask, part.completion_ids, part.completion_mask, temperature)
+        kl = exact_kl(completion_logits(p_model, *args), completion_logits(q_model, *args))
+        mask = part.completion_mask.double()
+        total += float((kl * mask).sum())
+        count += float(mask.sum())
+    return total / max(count, 1.0)
 
 
 def _first_samples(ro: Rollout, n_problems: int, n: int, keep: int) -> Rollout:
