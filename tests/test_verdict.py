@@ -86,7 +86,7 @@ def test_the_table_has_one_row_per_question_and_a_reading(tmp_path):
     result = build(tmp_path)
     head, body = narrowing_table(result, long=True)
     assert head[1:] == ["alpha vs grpo", "beta vs grpo"]
-    assert body[-1][0] == "reading" and "lost format diversity" in body[-1][2]
+    assert body[-1][0] == "reading" and "kept less format diversity" in body[-1][2]
     assert body[0][1].startswith("kept: +1")
 
 

@@ -140,10 +140,10 @@ def summary(answers: dict[str, Any]) -> str:
     lost = [a["question"].split(" (")[0] for a in answers.values() if a["label"] == LOST]
     parts = []
     if kept:
-        parts.append("kept more " + ", ".join(kept))
+        parts.append("kept more " + ", ".join(kept) + " than the baseline")
     if lost:
-        parts.append("lost " + ", ".join(lost))
-    return "; ".join(parts) + " than the baseline" if parts else "no difference from the baseline shown"
+        parts.append("kept less " + ", ".join(lost) + " than the baseline")
+    return "; ".join(parts) if parts else "no difference from the baseline shown"
 
 
 # ----------------------------------------------------------------------------- as text

@@ -84,7 +84,7 @@ PROBES: dict[str, str] = {
     "repr/cka/layer<i>": "linear CKA (debiased below 512 prompts; spec §10.1) between policy and base last-prompt-token hidden states at layer i (0 = embeddings) on fixed validation prompts; 1 = same representation",
     "repr/sparsity/<stat>/familiar": "mean <stat> (hoyer, top5_energy, gini; spec §10.2) of the last layer's last-prompt-token hidden state on validation prompts",
     "repr/sparsity/<stat>/unfamiliar": "the same on the task's unfamiliar prompts (the lab: wider operands, shuffled characters) or probe.unfamiliar_file",
-    "time/probes": "seconds spent on this round's probes",
+    "time/probes": "seconds spent on this round's probes (the first probe of a run also counts building the probe sets and the base curve)",
 }
 
 # What fit-law and compare read by default: the paper's H is the per-response mean
