@@ -123,7 +123,7 @@ def base_curve_path(cfg: TrainConfig) -> Path:
     key = {"model": model, "task": asdict(cfg.task), "k_max": cfg.probe.pass_k_max,
            "prompts": cfg.probe.pass_prompts, "T": cfg.rollout.temperature, "seed": BASE_SEED, "v": 1}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
-    return Path(cfg.cache_dir) / f"base-pass-{digest}.json"
+    return Path(cfg.cache_dir) / f"probe-pass-{digest}.json"  # not "base-*": those are checkpoints
 
 
 class Probes:
