@@ -17,9 +17,11 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 
 from entropyctl.errors import BadInput
-from entropyctl.limits import (AGG_MODES, ATTN_IMPLS, DTYPES, ESTIMATORS, LOSS_NORMS, SEED_MAX,
+from entropyctl.limits import (AGG_MODES, ATTN_IMPLS, DTYPES, ESTIMATORS, LOSS_NORMS, ROLLOUT_BACKENDS,
+                               ROLLOUT_CORRECTIONS, SEED_MAX, TASK_VERIFIERS,
                                VLLM_CPU_HEAD_SIZES, at_least, check_device, has_cuda, one_of, positive,
                                within)
+
 
 @dataclass
 class ModelConfig:
@@ -112,9 +114,6 @@ def _lab_formats() -> List[FormatConfig]:
     ]
 
 
-TASK_VERIFIERS = ("math", "number", "gsm8k", "choice", "exact", "regex")
-
-
 @dataclass
 class TaskConfig:
     name: str = "addition"  # the label in run ids, run.json and reports
@@ -190,10 +189,6 @@ class LogConfig:
     def __post_init__(self) -> None:
         if self.samples_per_round < 0:
             raise BadInput(f"log.samples_per_round={self.samples_per_round} is negative; give 0 or more")
-
-
-ROLLOUT_BACKENDS = ("torch", "vllm")
-ROLLOUT_CORRECTIONS = ("none", "token_tis", "token_mis", "seq_tis", "seq_mis")
 
 
 @dataclass
@@ -317,6 +312,39 @@ class TrackingConfig:
 
 
 @dataclass
+class ProbeConfig:
+    """Probes (issue 10; docs/collapse-or-convergence.md): exact KL to the base, CKA to the
+    base, activation sparsity, pass@k against the base. Run before the rollout of round 0, of
+    every `every`-th round and of the last round, on their own random generators."""
+
+    # Rounds between probes; 0 = off. 10 keeps them under 15 % of a lab run's time (measured
+    # in issue 10); the smoke preset turns them off.
+    every: int = 10
+    # pass@k for k = 1, 2, 4 ... pass_k_max: pass_k_max samples on each of `pass_prompts`
+    # held-out (validation) prompts, and the base model's curve once per run (cached).
+    pass_k_max: int = 64
+    pass_prompts: int = 16
+    # Fixed validation prompts whose last-token hidden states feed CKA and sparsity.
+    repr_prompts: int = 128
+    # Responses per pass@k prompt re-scored for the exact KL (the first ones sampled).
+    kl_samples: int = 4
+    # Unfamiliar prompts for the sparsity probe when the task has none of its own
+    # (`unfamiliar_prompts`): a text file, one prompt a line. Empty = skip that probe.
+    unfamiliar_file: str = ""
+
+    def __post_init__(self) -> None:
+        at_least("probe.every", self.every, 0)
+        for key in ("pass_k_max", "pass_prompts", "kl_samples"):
+            at_least(f"probe.{key}", getattr(self, key), 1)
+        if self.kl_samples > self.pass_k_max:
+            raise BadInput(f"probe.kl_samples={self.kl_samples} exceeds probe.pass_k_max="
+                           f"{self.pass_k_max}; give at most that many")
+        if self.repr_prompts < 4:
+            raise BadInput(f"probe.repr_prompts={self.repr_prompts} is below 4 (debiased CKA needs 4); "
+                           "give 4 or more")
+
+
+@dataclass
 class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     task: TaskConfig = field(default_factory=TaskConfig)
@@ -326,6 +354,7 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     log: LogConfig = field(default_factory=LogConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
     # {intervention name: its parameters}; validated against each intervention's dataclass.
     intervention: Dict[str, Any] = field(default_factory=dict)
     sweep: str = "default"

@@ -14,6 +14,9 @@ from entropyctl.errors import BadInput
 AGG_MODES = ("token-mean", "seq-mean-token-sum", "seq-mean-token-mean", "seq-mean-token-sum-norm")
 ESTIMATORS = ("grpo", "dr_grpo")
 ATTN_IMPLS = ("eager", "sdpa", "flash_attention_2")
+TASK_VERIFIERS = ("math", "number", "gsm8k", "choice", "exact", "regex")
+ROLLOUT_BACKENDS = ("torch", "vllm")
+ROLLOUT_CORRECTIONS = ("none", "token_tis", "token_mis", "seq_tis", "seq_mis")
 SEED_MAX = 2**32 - 1  # torch and numpy seeds; the loop derives per-round seeds from it
 
 

@@ -22,6 +22,7 @@ import numpy as np
 from entropyctl.analysis.compare import (
     DOM_Q, LEVEL, METRICS, PASS_PREFIX, SHARE_PREFIX, RunInput, band, format_shares, law_points, to_json,
 )
+from entropyctl.analysis.verdict import CKA_PREFIX, INTRO as NARROWING_INTRO, narrowing_table
 from entropyctl.runstore.glossary import DEFAULT_ENTROPY_KEY, PER_RESPONSE_ENTROPY_KEY
 from entropyctl.runstore.store import series
 
@@ -35,8 +36,10 @@ PLOTS: dict[str, tuple[str, str]] = {
     "formats.png": ("Format shares over rounds", "mean share of each answer format per group"),
     "collapse.png": ("Entropy collapse or format convergence?",
                      "left: per-response entropy (entropy/seqsum); right: entropy of the format distribution "
-                     "(format/entropy). Left falls, right stays: the policy lost spread inside its formats "
-                     "(entropy collapse). Right falls to 0: it committed to one format (convergence). Both: both."),
+                     "(format/entropy); third: CKA of the deepest probed layer to the base (repr/cka/layer<i>). "
+                     "Left falls, middle stays: the policy lost spread inside its formats "
+                     "(entropy collapse). Middle falls to 0: it committed to one format (convergence); CKA "
+                     "falling says the representation moved with it. Both: both."),
 }
 ROUND_KEYS = {"half_life", "t_dom"}
 LABELS = {m.key: m.label for m in METRICS}
@@ -165,7 +168,7 @@ def render_plots(result: dict[str, Any], runs: list[RunInput]) -> dict[str, byte
     ncols = max(1, min(3, len(names)))
     figures = {
         "entropy.png": Figure(figsize=(6.4, 4)), "reward.png": Figure(figsize=(6.4, 4)),
-        "law.png": Figure(figsize=(6.4, 4)), "collapse.png": Figure(figsize=(11, 4)),
+        "law.png": Figure(figsize=(6.4, 4)), "collapse.png": Figure(figsize=(15, 4)),
         "formats.png": Figure(figsize=(4 * ncols, 3.2 * max(1, math.ceil(len(names) / ncols)))),
     }
     _curves(figures["entropy.png"].subplots(), by_group, colors, DEFAULT_ENTROPY_KEY, "entropy/seqmean (nats)")
@@ -249,7 +252,7 @@ def _formats(fig: Any, by_group: Groups, ncols: int) -> None:
 
 def _collapse(fig: Any, by_group: Groups, colors: dict[str, str]) -> None:
     """Per-response entropy next to format entropy: lost spread, committed to a format, or both."""
-    left, right = fig.subplots(1, 2, sharex=True)
+    left, right, third = fig.subplots(1, 3, sharex=True)
     _curves(left, by_group, colors, PER_RESPONSE_ENTROPY_KEY, "per-response entropy (nats)")
     left.set_title("policy spread: entropy/seqsum", fontsize=10)
     _curves(right, by_group, colors, "format/entropy", "format entropy (nats)")
@@ -259,6 +262,11 @@ def _collapse(fig: Any, by_group: Groups, colors: dict[str, str]) -> None:
         right.axhline(math.log(n_fmt), color="grey", linestyle="--", linewidth=0.8)
         right.annotate(f"uniform over {n_fmt} formats", (0.02, math.log(n_fmt)),
                        xycoords=("axes fraction", "data"), fontsize=8, va="bottom", color="grey")
+    layers = [int(k.removeprefix(CKA_PREFIX)) for m in by_group.values() for r in m for row in r.rows
+              for k in row if k.startswith(CKA_PREFIX) and k.removeprefix(CKA_PREFIX).isdigit()]
+    key = f"{CKA_PREFIX}{max(layers)}" if layers else f"{CKA_PREFIX}<i>"
+    _curves(third, by_group, colors, key, "CKA to the base")
+    third.set_title(f"representation: {key}", fontsize=10)
 
 
 def _plain(text: str) -> str:
@@ -320,6 +328,9 @@ def _sections(result: dict[str, Any]) -> list[tuple[str, str, tuple[list[str], l
                     "p across the groups on each metric, Hedges' g.", table))
     else:
         out.append(("Against the baseline", " ".join(result["notes"]) or "only one group: nothing to test.", None))
+    table = narrowing_table(result, long=True)
+    if table:
+        out.append(("Collapse or convergence?", NARROWING_INTRO, table))
     out.append(("Fitted law and formats",
                 "R = -a·exp(H) + b fitted on each group's pooled (entropy/seqmean, eval/acc) points "
                 "(the per-seed ceilings are in the table above).", law_table(result)))

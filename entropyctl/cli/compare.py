@@ -19,6 +19,7 @@ import typer
 from entropyctl import errors
 from entropyctl.analysis.compare import CompareError, RunInput, compare_runs, to_json
 from entropyctl.analysis.runs import as_name, by_value, check_by, read_runs
+from entropyctl.analysis.verdict import narrowing, narrowing_table
 from entropyctl.cli.options import ByOpt, DebugOpt, JsonOpt
 from entropyctl.runstore.store import RunStoreError, is_run_dir
 OUT_DIR = "compare"
@@ -50,6 +51,7 @@ def compare(
     result = compare_runs(runs, baseline=baseline, last_k=last_k,
                           include_incomplete=include_incomplete, by=by)
     result["notes"] = [f"skipped a corrupted run: {why}" for why in skipped] + result["notes"]
+    result["narrowing"] = narrowing(result, runs)
     dest = out if out is not None else default_out(paths[0])
     if dest.exists() and not dest.is_dir():
         raise CompareError(f"--out {dest} is a file; pass a folder")
@@ -144,6 +146,15 @@ def print_tables(result: dict[str, Any]) -> None:
         for h in bt[0]:
             table.add_column(t(h), overflow="fold")
         for r in bt[1]:
+            table.add_row(*map(t, r))
+        console.print(table)
+    nt = narrowing_table(result, long=False)
+    if nt:
+        table = Table(title="collapse or convergence? each group vs the baseline (docs/collapse-or-convergence.md)",
+                      title_justify="left")
+        for h in nt[0]:
+            table.add_column(t(h), overflow="fold")
+        for r in nt[1]:
             table.add_row(*map(t, r))
         console.print(table)
     for note in result["notes"]:

@@ -80,6 +80,23 @@ class AdditionTask:
         comps = [f"{self.formats[i % len(self.formats)].prefix}{p.answer}" for i, p in enumerate(problems)]
         return problems, comps
 
+    def unfamiliar_prompts(self, rng: random.Random, n: int) -> list[str]:
+        """n prompts the model never saw in pretraining, for the sparsity probe (issue 10):
+        alternately out-of-range operands (one digit wider than the corpus) and the
+        characters of a corpus prompt shuffled so that '+' leaves its place (a shuffle that
+        only swapped digits would be another corpus prompt)."""
+        d, out = self.cfg.digits, []
+        while len(out) < n:
+            if len(out) % 2 == 0:
+                a, b = (rng.randrange(10**d, 10 ** (d + 1)) for _ in range(2))
+                out.append(f"{a}+{b}")
+            else:
+                chars = list(self._problem(*rng.choice(self._train_pairs)).prompt)
+                while chars[d] == "+":
+                    rng.shuffle(chars)
+                out.append("".join(chars))
+        return out
+
     def plan_mask(self, completion_ids: Tensor, completion_mask: Tensor, tokenizer) -> Tensor:
         """(B, T) float: the planning tokens of each completion (HICRA, spec §8.3).
 

@@ -11,6 +11,8 @@ no-grad rescoring pass of the rollout policy, before the round's update (spec §
 
 from __future__ import annotations
 
+import re
+
 # key -> one-line definition (and spec section where one applies)
 GLOSSARY: dict[str, str] = {
     "round": "RL round index, 0-based; one round = rollouts, rescoring, update, eval",
@@ -23,6 +25,14 @@ GLOSSARY: dict[str, str] = {
     "entropy/seqsum": "per-response entropy: sum of token entropies of a response, mean over responses",
     "entropy/first": "mean token entropy at the first completion position (where the lab's format is chosen)",
     "entropy/temperature": "sampling temperature the entropies above are measured at",
+    "entropy/plan": "token-mean entropy over planning tokens (the task's plan mask; the lab: the format prefix; spec §8.2); NaN if none",
+    "entropy/exec": "token-mean entropy over execution tokens (response tokens outside the plan mask; spec §8.2); NaN if none",
+    "entropy/p10": "10th percentile of the round's response-token entropies",
+    "entropy/p50": "median of the round's response-token entropies",
+    "entropy/p90": "90th percentile of the round's response-token entropies",
+    "entropy/fork": "mean entropy of the top 20 % highest-entropy response tokens (forking tokens, k = ceil(0.2 N); spec §4)",
+    "entropy/nonfork": "mean entropy of the other 80 % of response tokens (spec §4)",
+    "cov/pred_dH": "covariance prediction of the entropy change from this round's update, -eta * cov/mean with eta = lr x optimiser steps (spec §1.3); compare pairs it with entropy/tokmean[r+1] - entropy/tokmean[r]",
     "format/entropy": "entropy (nats) of the distribution of answer formats over the round's rollouts",
     "format/share/<name>": "share of the round's rollouts written in format <name> ('unknown' = none)",
     "format/acc/<name>": "share of full-reward responses among the round's rollouts in format <name> (null when none)",
@@ -92,6 +102,19 @@ CONDITIONAL: dict[str, str] = {
     "sampling/groups": "prompt groups trained on after dynamic-sampling filtering (spec §3.3)",
 }
 
+# Probe keys (issue 10; docs/collapse-or-convergence.md): logged every `probe.every` rounds, at
+# round 0 and at the last round, measured before that round's rollout (round 0 = the base).
+PROBES: dict[str, str] = {
+    "eval/pass@<k>": "unbiased pass@k (spec §6) on probe.pass_prompts held-out prompts, probe.pass_k_max samples each, at the rollout temperature",
+    "eval/base_pass@<k>": "the same pass@k of the base model (round 0 row only; cached per base and task)",
+    "kl/rev_exact": "exact KL(policy || base) over the full vocabulary per response token, on policy samples of the pass@k prompts (spec §9 kl_rev_tok)",
+    "kl/fwd_exact": "exact KL(base || policy) per response token, on fixed base-model samples of the pass@k prompts (spec §9 kl_fwd_tok)",
+    "repr/cka/layer<i>": "linear CKA (debiased below 512 prompts; spec §10.1) between policy and base last-prompt-token hidden states at layer i (0 = embeddings) on fixed validation prompts; 1 = same representation",
+    "repr/sparsity/<stat>/familiar": "mean <stat> (hoyer, top5_energy, gini; spec §10.2) of the last layer's last-prompt-token hidden state on validation prompts",
+    "repr/sparsity/<stat>/unfamiliar": "the same on the task's unfamiliar prompts (the lab: wider operands, shuffled characters) or probe.unfamiliar_file",
+    "time/probes": "seconds spent on this round's probes (the first probe of a run also counts building the probe sets and the base curve)",
+}
+
 # What fit-law and compare read by default: the paper's H is the per-response mean
 # (train_entropy/all in the authors' fork), R a validation score.
 DEFAULT_ENTROPY_KEY = "entropy/seqmean"
@@ -105,6 +128,11 @@ def describe(key: str) -> str:
         return GLOSSARY[key]
     if key in CONDITIONAL:
         return CONDITIONAL[key]
+    if key in PROBES:
+        return PROBES[key]
+    for pattern, text in PROBES.items():
+        if "<" in pattern and re.fullmatch(re.sub(r"<[^>]+>", "[^/]+", re.escape(pattern)), key):
+            return text
     for prefix in ("format/share/", "format/acc/", "eval/format/"):
         if key.startswith(prefix):
             return GLOSSARY[f"{prefix}<name>"].replace("<name>", key.removeprefix(prefix))

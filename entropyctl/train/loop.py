@@ -116,7 +116,9 @@ def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None
         pick = random.Random(cfg.seed * 10_007 + r)
         samples.extend(readable_samples(r, ro, rewards, formats, cfg.log.samples_per_round, pick))
     row = {"round": r}
-    row.update(round_metrics(ro, scored, rewards, adv, formats, s.task.format_names, ro_cfg.temperature))
+    step_size = cfg.optim.lr * cfg.optim.minibatches * cfg.optim.epochs  # cov/pred_dH's eta
+    row.update(round_metrics(ro, scored, rewards, adv, formats, s.task.format_names, ro_cfg.temperature,
+                             plan_mask, step_size))
     row.update(seen)
     row.update(mism)
     row.update(stats)
@@ -257,6 +259,11 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
     every = cfg.checkpoint_every
     r = start
     try:
+        probes = None
+        if cfg.probe.every > 0:
+            from entropyctl.train.probes import Probes
+
+            probes = Probes(state, cfg, first_round=start)
         label = f"{writer.info.get('intervention', '')} s{writer.info.get('seed', '')}"
         with RoundProgress(label, cfg.rounds, start, enabled=cfg.progress) as bar:
             if every > 0 and start == 0:
@@ -264,8 +271,11 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
             if start > 0:
                 state.backend.push_weights(state.model)  # resumed weights, not the base's
             for r in range(start, cfg.rounds):
+                # Before the round: probes measure the policy that samples it (round 0 = base).
+                probed = probes.run(r) if probes is not None else {}
                 samples: list = []
                 row = run_round(r, state, cfg, samples)
+                row.update(probed)
                 writer.append(row)
                 writer.append(*samples, to=SAMPLES)
                 writer.update(rounds_done=r + 1)

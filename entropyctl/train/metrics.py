@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 
+import torch
 from torch import Tensor
 
 from entropyctl.maths import entropy as E
@@ -37,8 +38,34 @@ def format_accuracy(formats: list[str], rewards: Tensor, names: list[str]) -> di
     return out
 
 
+FORK_RHO = 0.2  # forking tokens: the top 20 % by entropy (spec §4, rho = 0.2)
+
+
+def entropy_split_metrics(h: Tensor, mask: Tensor, plan_mask: Tensor | None) -> dict[str, float]:
+    """Where the entropy sits: planning vs execution tokens (spec §8.2, token-mean over each
+    set; NaN when a round has none of one kind), percentiles of the token entropies, and the
+    top-20 % entropy ("forking") tokens vs the rest (spec §4; k = ceil(0.2 N))."""
+    out: dict[str, float] = {}
+    if plan_mask is not None:
+        for name, m in (("plan", plan_mask * mask), ("exec", (1 - plan_mask) * mask)):
+            n = m.sum()
+            out[f"entropy/{name}"] = ((h * m).sum() / n).item() if n > 0 else math.nan
+    vals = h[mask > 0].double()
+    if vals.numel() == 0:
+        return {**out, **{k: math.nan for k in ("entropy/p10", "entropy/p50", "entropy/p90",
+                                                "entropy/fork", "entropy/nonfork")}}
+    q = torch.quantile(vals, torch.tensor([0.1, 0.5, 0.9], dtype=vals.dtype))
+    out.update({"entropy/p10": q[0].item(), "entropy/p50": q[1].item(), "entropy/p90": q[2].item()})
+    k = math.ceil(FORK_RHO * vals.numel())
+    ranked = vals.sort(descending=True).values
+    out["entropy/fork"] = ranked[:k].mean().item()
+    out["entropy/nonfork"] = ranked[k:].mean().item() if k < vals.numel() else math.nan
+    return out
+
+
 def round_metrics(ro: Rollout, scored: Scored, rewards: Tensor, adv: Tensor, formats: list[str],
-                  format_names: list[str], temperature: float) -> dict[str, float]:
+                  format_names: list[str], temperature: float, plan_mask: Tensor | None = None,
+                  step_size: float | None = None) -> dict[str, float]:
     mask, h = ro.completion_mask, scored.h
     out = {
         "reward/mean": rewards.mean().item(),
@@ -50,6 +77,12 @@ def round_metrics(ro: Rollout, scored: Scored, rewards: Tensor, adv: Tensor, for
         "cov/mean": masked_mean(centred_cov(scored.old_logp, adv[:, None] * mask, mask), mask).item(),
         "response/length": mask.sum(1).mean().item(),
     }
+    out.update(entropy_split_metrics(h, mask, plan_mask))
+    if step_size is not None:
+        # Spec §1.3, natural-gradient form: dH ~ -eta Cov(logp, A). eta is the round's summed
+        # learning rate; under Adam the scale is only nominal, the sign and the ranking over
+        # rounds are what compare checks against the measured change of the next round.
+        out["cov/pred_dH"] = -step_size * out["cov/mean"]
     if scored.ref_logp is not None:
         out["kl/base_k3"] = masked_mean(kl_estimate(scored.old_logp, scored.ref_logp, "k3"), mask).item()
     out.update(format_metrics(formats, format_names))

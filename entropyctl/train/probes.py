@@ -1,0 +1,189 @@
+"""Probes (issue 10): how far the policy moved from the base, and how, measured on fixed probe
+sets every `probe.every` rounds, at round 0 and at the last round. The maths is in
+`entropyctl.maths.probes`; this module picks the inputs, runs the forward passes and names the
+metrics (keys in the glossary's PROBES).
+
+Every probe runs before the round's rollout, so it measures the policy that samples that round
+(round 0 = the base model), like the rollout entropies. Probes draw from their own generators
+seeded by (seed, round) and never call the update, so a run with probes logs the same training
+numbers as one without.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from entropyctl.config import TrainConfig
+from entropyctl.maths.batch import Rollout
+from entropyctl.maths.probes import SPARSITY, exact_kl, linear_cka, pass_at_k_curve, powers_of_two
+from entropyctl.models.loading import completion_logits, encode_prompts, positions
+from entropyctl.train.reward import score
+from entropyctl.train.rollout import sample
+
+DEBIAS_BELOW = 512  # CKA examples under which the biased estimator is visibly inflated (spec §10.1)
+MAX_ROWS = 512  # sampled rows per generate call: bounds memory on larger models
+BASE_SEED = 20_251_201  # base-model samples do not depend on the run's seed: one curve per base
+
+
+def is_probe_round(r: int, cfg: TrainConfig) -> bool:
+    every = cfg.probe.every
+    return every > 0 and (r % every == 0 or r == cfg.rounds - 1)
+
+
+@torch.no_grad()
+def last_token_hidden(model, tokenizer, prompts: list[str]) -> list[Tensor]:
+    """Hidden state of each prompt's last token, per layer: [(n, d)] * (layers + 1), index 0 =
+    embeddings, last = the final block after the final norm (the transformers convention)."""
+    ids, mask = encode_prompts(tokenizer, prompts)  # left padded: the last column is the last token
+    out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), output_hidden_states=True)
+    return [hs[:, -1].double() for hs in out.hidden_states]
+
+
+def _sample_chunked(model, tokenizer, problems: list, n: int, cfg: TrainConfig, gen: torch.Generator) -> Rollout:
+    per = max(1, MAX_ROWS // n)
+    parts = [sample(model, tokenizer, problems[i:i + per], n, cfg.task.max_new_tokens, cfg.rollout.temperature,
+                    gen, backend=cfg.rollout.backend) for i in range(0, len(problems), per)]
+    if len(parts) == 1:
+        return parts[0]
+    return _concat(parts, tokenizer.pad_token_id)
+
+
+def _concat(parts: list[Rollout], pad: int) -> Rollout:
+    def cat(ts: list[Tensor], left: bool, value) -> Tensor:
+        width = max(t.shape[1] for t in ts)
+        padded = []
+        for t in ts:
+            fill = torch.full((t.shape[0], width - t.shape[1]), value, dtype=t.dtype)
+            padded.append(torch.cat([fill, t] if left else [t, fill], dim=1))
+        return torch.cat(padded)
+
+    offsets = torch.cumsum(torch.tensor([0] + [int(p.group_ids.max()) + 1 for p in parts[:-1]]), 0)
+    return Rollout(cat([p.prompt_ids for p in parts], True, pad), cat([p.prompt_mask for p in parts], True, 0),
+                   cat([p.completion_ids for p in parts], False, pad),
+                   cat([p.completion_mask for p in parts], False, 0.0),
+                   [t for p in parts for t in p.texts], torch.cat([p.group_ids + o for p, o in zip(parts, offsets)]),
+                   [q for p in parts for q in p.problems])
+
+
+def pass_curve(model, tokenizer, task, problems: list, cfg: TrainConfig, gen: torch.Generator,
+               prefix: str) -> tuple[dict[str, float], Rollout]:
+    """`<prefix><k>` for k = 1, 2, 4 ... pass_k_max (unbiased, spec §6; correct = the verifier's
+    full reward), and the rollout it was computed from."""
+    n = cfg.probe.pass_k_max
+    ro = _sample_chunked(model, tokenizer, problems, n, cfg, gen)
+    rewards, _ = score(ro, task)
+    correct = (rewards >= 1.0).view(len(problems), n).sum(1).tolist()
+    curve = pass_at_k_curve([int(c) for c in correct], n, powers_of_two(n))
+    return {f"{prefix}{k}": v for k, v in curve.items()}, ro
+
+
+@torch.no_grad()
+def exact_kl_mean(p_model, q_model, ro: Rollout, temperature: float, chunk: int = 16) -> float:
+    """Token-mean over the rollout's response tokens of the exact KL(p || q) per position
+    (rows in chunks: the float64 (rows, T, V) tensors are large for a real vocabulary)."""
+    total, count = 0.0, 0.0
+    for i in range(0, ro.size, chunk):
+        part = ro.select(torch.arange(i, min(i + chunk, ro.size)))
+        args = (part.prompt_ids, part.prompt_mask, part.completion_ids, part.completion_mask, temperature)
+        kl = exact_kl(completion_logits(p_model, *args), completion_logits(q_model, *args))
+        mask = part.completion_mask.double()
+        total += float((kl * mask).sum())
+        count += float(mask.sum())
+    return total / max(count, 1.0)
+
+
+def _first_samples(ro: Rollout, n_problems: int, n: int, keep: int) -> Rollout:
+    idx = torch.arange(n_problems)[:, None] * n + torch.arange(keep)[None, :]
+    return ro.select(idx.flatten())
+
+
+def unfamiliar_prompts(task, cfg: TrainConfig, n: int) -> list[str] | None:
+    """The task's unfamiliar prompts (`task.unfamiliar_prompts(rng, n)`), else the lines of
+    `probe.unfamiliar_file`, else None (the familiar/unfamiliar contrast is then skipped)."""
+    if hasattr(task, "unfamiliar_prompts"):
+        return task.unfamiliar_prompts(random.Random(BASE_SEED), n)
+    if cfg.probe.unfamiliar_file:
+        lines = [s for s in Path(cfg.probe.unfamiliar_file).read_text().splitlines() if s.strip()]
+        return lines[:n] or None
+    return None
+
+
+def base_curve_path(cfg: TrainConfig) -> Path:
+    """Where the base model's pass@k curve is cached: keyed by everything that changes it."""
+    model = {k: v for k, v in asdict(cfg.model).items() if k not in ("name", "attn_impl")}
+    key = {"model": model, "task": asdict(cfg.task), "k_max": cfg.probe.pass_k_max,
+           "prompts": cfg.probe.pass_prompts, "T": cfg.rollout.temperature, "seed": BASE_SEED, "v": 1}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
+    return Path(cfg.cache_dir) / f"probe-pass-{digest}.json"  # not "base-*": those are checkpoints
+
+
+class Probes:
+    """The fixed probe sets of one run and the probe pass of a round."""
+
+    def __init__(self, state, cfg: TrainConfig, first_round: int):
+        t0 = time.perf_counter()
+        self.cfg, self.s = cfg, state
+        task, tok, pc = state.task, state.tokenizer, cfg.probe
+        val = list(task.val_problems)
+        self.pass_problems = val[:pc.pass_prompts]
+        self.familiar = [p.prompt for p in val[:pc.repr_prompts]]
+        self.unfamiliar = unfamiliar_prompts(task, cfg, len(self.familiar))
+        self.base_hidden = last_token_hidden(state.base, tok, self.familiar)
+        gen = torch.Generator().manual_seed(BASE_SEED)
+        # Base samples for the forward KL: drawn once, the same for every round and seed.
+        n_fwd = pc.kl_samples
+        self.base_ro = _sample_chunked(state.base, tok, self.pass_problems, n_fwd, cfg, gen)
+        self.pending: dict[str, float] = {}
+        if first_round == 0:
+            self.pending = self.base_curve()
+        self.setup_s = time.perf_counter() - t0  # counted in the first probe's time/probes
+
+    def base_curve(self) -> dict[str, float]:
+        path = base_curve_path(self.cfg)
+        if path.is_file():
+            return json.loads(path.read_text())
+        gen = torch.Generator().manual_seed(BASE_SEED + 1)
+        curve, _ = pass_curve(self.s.base, self.s.tokenizer, self.s.task, self.pass_problems, self.cfg, gen,
+                              "eval/base_pass@")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(curve, indent=1) + "\n")
+        os.replace(tmp, path)  # concurrent runs of the same base write the same numbers
+        return curve
+
+    def run(self, r: int) -> dict[str, float]:
+        """The probe metrics of round r (empty off the probe schedule)."""
+        if not is_probe_round(r, self.cfg):
+            return {}
+        t0 = time.perf_counter()
+        s, cfg, pc = self.s, self.cfg, self.cfg.probe
+        T = cfg.rollout.temperature
+        out, self.pending = dict(self.pending), {}
+        gen = torch.Generator().manual_seed(cfg.seed * 1_000_033 + r + 17)
+        curve, ro = pass_curve(s.model, s.tokenizer, s.task, self.pass_problems, cfg, gen, "eval/pass@")
+        out.update(curve)
+        mine = _first_samples(ro, len(self.pass_problems), pc.pass_k_max, pc.kl_samples)
+        out["kl/rev_exact"] = exact_kl_mean(s.model, s.base, mine, T)
+        out["kl/fwd_exact"] = exact_kl_mean(s.base, s.model, self.base_ro, T)
+        hidden = last_token_hidden(s.model, s.tokenizer, self.familiar)
+        debiased = len(self.familiar) < DEBIAS_BELOW
+        for i, (h, b) in enumerate(zip(hidden, self.base_hidden)):
+            out[f"repr/cka/layer{i}"] = linear_cka(h, b, debiased=debiased)
+        sets = {"familiar": hidden[-1]}
+        if self.unfamiliar:
+            sets["unfamiliar"] = last_token_hidden(s.model, s.tokenizer, self.unfamiliar)[-1]
+        for name, fn in SPARSITY.items():
+            for which, h in sets.items():
+                out[f"repr/sparsity/{name}/{which}"] = float(fn(h).mean())
+        out["time/probes"] = time.perf_counter() - t0 + self.setup_s
+        self.setup_s = 0.0
+        return out
