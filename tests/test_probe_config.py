@@ -9,8 +9,8 @@ from entropyctl.cli.main import app
 
 
 @pytest.mark.parametrize("override,says", [
-    ("probe.every=-1", "probe.every=-1 is negative"),
-    ("probe.pass_k_max=0", "probe.pass_k_max=0 is below 1"),
+    ("probe.every=-1", "probe.every=-1 is out of range"),
+    ("probe.pass_k_max=0", "probe.pass_k_max=0 is out of range"),
     ("probe.kl_samples=9", "probe.kl_samples=9 exceeds probe.pass_k_max=8"),
     ("probe.repr_prompts=3", "probe.repr_prompts=3 is below 4"),
 ])
