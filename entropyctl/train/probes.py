@@ -43,15 +43,18 @@ def is_probe_round(r: int, cfg: TrainConfig) -> bool:
 def last_token_hidden(model, tokenizer, prompts: list[str]) -> list[Tensor]:
     """Hidden state of each prompt's last token, per layer: [(n, d)] * (layers + 1), index 0 =
     embeddings, last = the final block after the final norm (the transformers convention)."""
-    ids, mask = encode_prompts(tokenizer, prompts)  # left padded: the last column is the last token
+    dev = model.get_input_embeddings().weight.device
+    ids, mask = (t.to(dev) for t in encode_prompts(tokenizer, prompts))  # left padded: last column = last token
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), output_hidden_states=True)
     return [hs[:, -1].double() for hs in out.hidden_states]
 
 
 def _sample_chunked(model, tokenizer, problems: list, n: int, cfg: TrainConfig, gen: torch.Generator) -> Rollout:
     per = max(1, MAX_ROWS // n)
+    # Always the torch sampler: probes measure the trainer's own policy and the frozen base, and
+    # a vLLM engine holds only the policy's weights.
     parts = [sample(model, tokenizer, problems[i:i + per], n, cfg.task.max_new_tokens, cfg.rollout.temperature,
-                    gen, backend=cfg.rollout.backend) for i in range(0, len(problems), per)]
+                    gen, backend="torch") for i in range(0, len(problems), per)]
     if len(parts) == 1:
         return parts[0]
     return _concat(parts, tokenizer.pad_token_id)
