@@ -52,7 +52,7 @@ class ModelConfig:
     gradient_checkpointing: bool = False
     # Where the frozen base model sits (None = with the policy): e.g. cpu to free the GPU.
     base_device: Optional[str] = None
-    # Log kl/base_k3 (KL of the policy to the base model) every round. The base model is
+    # Log kl/base_k3 (KL of the policy to the base model) on eval rounds. The base model is
     # loaded only when this is on or an intervention needs its log-probs (kl_anchor; the
     # metric is then logged anyway).
     base_kl: bool = True
@@ -363,7 +363,7 @@ class TrainConfig:
     runs_dir: str = "runs"
     # Pretrained lab base models, keyed by config hash; shared by every sweep under runs_dir.
     cache_dir: str = "${runs_dir}/.cache"
-    threads: int = 0  # torch intra-op threads; 0 = torch's default
+    threads: int = 0  # torch intra-op threads; 0 = this job's cores / the launcher's parallel jobs
     # Where the policy trains and samples: auto = cuda when available, else cpu.
     device: str = "auto"
     progress: bool = True

@@ -127,6 +127,18 @@ def test_joblib_sweep_of_4_runs_on_2_workers(runs: Path):
         assert meta["id"] == d.name and meta["status"] == "finished"
         assert rounds(d) == [0, 1]
         assert f"seed: {meta['seed']}" in (d / "config.yaml").read_text()
+        # threads unset: each of the 2 parallel jobs gets its share of this process's cores
+        assert f"threads: {max(1, len(os.sched_getaffinity(0)) // 2)}\n" in (d / "config.yaml").read_text()
+
+
+def test_job_threads_share_the_cores_among_parallel_jobs():
+    from entropyctl.cli.train_cmd import job_threads
+
+    assert job_threads(3, 2, 8) == 3  # set by the user: kept
+    assert job_threads(0, None, 8) == 8  # one job at a time: all its cores
+    assert job_threads(0, 2, 8) == 4 and job_threads(0, 3, 8) == 2 and job_threads(0, 16, 8) == 1
+    assert job_threads(0, -1, 8) == 1  # joblib's -1: one job per core
+    assert job_threads(0, -2, 8) == 1 and job_threads(0, -7, 8) == 4  # -7: 2 jobs on 8 cores
 
 
 def test_two_writers_of_one_sweep_never_share_a_run_dir(tmp_path: Path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from entropyctl.config import ModelConfig, TaskConfig
@@ -75,9 +76,34 @@ def test_rescore_gives_logp_of_sampled_tokens_and_entropy():
     sc = rescore(model, model, ro, 1.0, ForwardBudget(None, 512))
     assert sc.old_logp.shape == ro.completion_ids.shape
     assert (sc.old_logp <= 0).all() and (sc.h >= 0).all()
-    assert torch.equal(sc.old_logp, sc.ref_logp)  # same weights: base == policy
+    # The torch sampler's own scores stand in for the policy's pass; the base (same weights
+    # here) is scored by a full forward pass: equal to float rounding on the sampled tokens.
+    m = ro.completion_mask.bool()
+    assert torch.allclose(sc.old_logp[m], sc.ref_logp[m], atol=1e-5)
+    assert (sc.old_logp[~m] == 0).all() and (sc.h[~m] == 0).all()
     # entropy of a V-way distribution is at most ln V
     assert sc.h.max().item() <= torch.log(torch.tensor(float(len(TOK)))).item() + 1e-5
+
+
+@pytest.mark.parametrize("temperature", [1.0, 0.7])
+def test_sampler_scores_equal_a_full_forward_pass(temperature):
+    """rollout=torch skips the rescoring pass: the log-probs and entropies the KV-cache sampler
+    computed at each step must be those a full forward pass over prompt + completion gives."""
+    from entropyctl.models.loading import completion_scores
+
+    model = tiny_model()
+    problems = AdditionTask(TaskConfig()).val_problems[:6]
+    ro = sample(model, TOK, problems, 4, 8, temperature, torch.Generator().manual_seed(3))
+    assert ro.rollout_h is not None  # the torch backend hands its scores over
+    with torch.no_grad():
+        logp, h = completion_scores(model, ro.prompt_ids, ro.prompt_mask, ro.completion_ids,
+                                    ro.completion_mask, temperature, ForwardBudget(None, 512))
+    m = ro.completion_mask.bool()
+    assert m.sum() > 24 and (h[m] > 0.05).any()  # a real test: many tokens, not all certain
+    assert torch.allclose(ro.rollout_logp[m], logp[m], atol=2e-5, rtol=0)
+    assert torch.allclose(ro.rollout_h[m], h[m], atol=2e-5, rtol=0)
+    sc = rescore(model, None, ro, temperature, ForwardBudget(None, 512))
+    assert sc.old_logp is ro.rollout_logp and sc.ref_logp is None
 
 
 def test_sampler_uses_the_cache_name_of_the_installed_transformers(capfd):

@@ -46,6 +46,23 @@ def _typed(cfg) -> TrainConfig:
     return OmegaConf.to_object(cfg)
 
 
+def job_threads(threads: int, n_jobs: int | None, cores: int) -> int:
+    """Torch threads for one job: `threads` when set, else this process's cores shared among the
+    jobs its launcher runs at once (joblib's n_jobs; -1 = one job per core, -2 = all but one).
+    Two torch processes of two threads each on two cores ran rounds 2x slower, three 10-30x."""
+    if threads > 0:
+        return threads
+    if not n_jobs:
+        return cores
+    parallel = n_jobs if n_jobs > 0 else max(1, cores + 1 + n_jobs)
+    return max(1, cores // parallel)
+
+
+def _cores() -> int:
+    """The cores this process may run on (a SLURM task's or a taskset's, not the machine's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _train_task(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
@@ -54,8 +71,13 @@ def _train_task(cfg) -> None:
 
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
-    _job(lambda: train_or_resume(_typed(cfg), overrides), hc.mode == RunMode.MULTIRUN,
-         " ".join(overrides) or "(defaults)")
+
+    def train() -> None:
+        typed = _typed(cfg)
+        typed.threads = job_threads(typed.threads, hc.launcher.get("n_jobs"), _cores())
+        train_or_resume(typed, overrides)
+
+    _job(train, hc.mode == RunMode.MULTIRUN, " ".join(overrides) or "(defaults)")
 
 
 def _pretrain_task(cfg) -> None:

@@ -25,6 +25,9 @@ class Rollout:
     # (B, T) float: the rollout backend's log-prob of each sampled token (its processed
     # log-probs, temperature applied; 0 on padding), or None: logp_roll of spec §14.
     rollout_logp: Optional[Tensor] = None
+    # (B, T) float: entropy of each token's sampling distribution (0 on padding), when the
+    # backend sampled with the trainer's own weights (it then stands in for rescoring), or None.
+    rollout_h: Optional[Tensor] = None
 
     def __post_init__(self) -> None:
         if self.finished is None:
@@ -42,6 +45,7 @@ class Rollout:
             self.completion_mask[idx], [self.texts[k] for k in i], self.group_ids[idx],
             [self.problems[k] for k in i], self.finished[idx],
             rollout_logp=None if self.rollout_logp is None else self.rollout_logp[idx],
+            rollout_h=None if self.rollout_h is None else self.rollout_h[idx],
         )
 
 

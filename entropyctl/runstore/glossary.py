@@ -40,7 +40,7 @@ GLOSSARY: dict[str, str] = {
     "loss/policy": "policy loss of the update, mean over minibatches (what is minimised, penalties included)",
     "clip/frac": "share of valid tokens where the PPO clip is active (L2 > L1; spec §5.2 pg_clipfrac)",
     "cov/mean": "mean centred Cov(logp, A) over the round's response tokens (spec §1.3)",
-    "kl/base_k3": "k3 estimate of KL(policy || base) per response token, on the round's rollouts (spec §5.4)",
+    "kl/base_k3": "k3 estimate of KL(policy || base) per response token, on the round's rollouts (spec §5.4); every round with kl_anchor, else on eval rounds (eval.every)",
     "response/length": "mean number of completion tokens, end-of-sequence included",
     "time/rollout": "seconds spent sampling the round's rollouts",
     "time/rescore": "seconds spent in the no-grad rescoring pass (old logp, entropy, base logp)",

@@ -72,6 +72,7 @@ class RunState:
 def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None) -> dict[str, float]:
     """The round's metrics row; `log.samples_per_round` readable completions go to `samples`."""
     t, ro_cfg = Timer(), cfg.rollout
+    evaluating = (r + 1) % cfg.eval.every == 0 or r + 1 == cfg.rounds
 
     def draw():
         problems = s.task.sample_train(s.prompt_rng, ro_cfg.prompts_per_round)
@@ -83,7 +84,9 @@ def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None
         ro, rewards, formats, batches = collect_rollouts(draw, ro_cfg, s.tokenizer.pad_token_id)
     n_sampled = ro.completion_mask.sum().item()  # every generated token, kept or not
     with t("rescore"):
-        scored = rescore(s.model, s.base, ro, ro_cfg.temperature, s.budget)
+        # The base's forward pass only when the loss reads it, else for the KL metric on eval rounds.
+        base = s.base if s.pipeline.needs_ref or evaluating else None
+        scored = rescore(s.model, base, ro, ro_cfg.temperature, s.budget)
     seen = {}
     if ro_cfg.dynamic_sampling:
         ro, scored, rewards, formats, seen = keep_informative(ro, scored, rewards, formats, ro_cfg, batches)
@@ -105,7 +108,7 @@ def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None
     with t("push"):
         s.backend.push_weights(s.model)  # the next rollout (and eval) samples the new weights
     ev = {}
-    if (r + 1) % cfg.eval.every == 0 or r + 1 == cfg.rounds:
+    if evaluating:
         with t("eval"):
             # Its own generator: evaluating (or not) never shifts the training RNG streams.
             gen = torch.Generator(s.device).manual_seed(cfg.seed * 100_003 + r)

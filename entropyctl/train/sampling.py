@@ -65,6 +65,8 @@ def concat_rollouts(rollouts: list[Rollout], pad_id: int) -> Rollout:
         finished=torch.cat([r.finished for r in rollouts]),
         rollout_logp=None if rollouts[0].rollout_logp is None else
         torch.cat([_pad_to(r.rollout_logp, T, 0.0, left=False) for r in rollouts]),
+        rollout_h=None if rollouts[0].rollout_h is None else
+        torch.cat([_pad_to(r.rollout_h, T, 0.0, left=False) for r in rollouts]),
     )
 
 

@@ -2,8 +2,10 @@
 
 A backend turns prompts into sampled token ids (and, when it can, the log-prob it sampled
 each token with); `entropyctl.train.rollout.sample` turns that raw output into the Rollout.
-Entropy and the log-probs used for training never come from a backend: the torch policy's
-rescoring pass gives them (spec §14), so a backend's log-probs only measure the mismatch.
+Entropy and the log-probs used for training come from the torch policy: from its rescoring
+pass (spec §14), so another engine's log-probs only measure the mismatch; or, for a backend
+that samples with the trainer's own model and weights (`same_policy`, the torch one), from the
+sampler itself, which computed that very distribution at every step (no second forward pass).
 
 Lifecycle, driven by the loop: `generate` every round (and for validation), `push_weights`
 after every change of the policy's weights (the update, round hooks), `close` at the end.
@@ -28,11 +30,17 @@ class RawRollout:
     # (B, T) float: log-prob of each sampled token under the distribution it was drawn from
     # (temperature applied); None when the backend cannot say. Junk after end-of-sequence.
     logp: Optional[Tensor]
+    # (B, T) float: entropy of the distribution each token was drawn from (temperature applied),
+    # or None. Only a `same_policy` backend's is the trainer's (it stands in for rescoring).
+    entropy: Optional[Tensor] = None
 
 
 @runtime_checkable
 class Backend(Protocol):
     name: str
+    # True when it samples with the trainer's own model object at its current weights, so its
+    # log-probs and entropy are the rollout policy's (the rescoring pass can be skipped).
+    same_policy: bool
 
     def generate(self, model, tokenizer, prompts: list[str], n: int, max_new_tokens: int,
                  temperature: float, generator: torch.Generator, greedy: bool = False) -> RawRollout:

@@ -10,12 +10,14 @@ from torch import Tensor
 from transformers import DynamicCache
 
 from entropyctl.errors import Divergence
+from entropyctl.maths.entropy import entropy_from_logits
 from entropyctl.models.loading import cache_kwarg, encode_prompts, positions
 from entropyctl.train.backends.base import RawRollout
 
 
 class TorchBackend:
     name = "torch"
+    same_policy = True  # the trainer's model object itself: its step log-probs are the policy's
 
     def generate(self, model, tokenizer, prompts: list[str], n: int, max_new_tokens: int,
                  temperature: float, generator: torch.Generator, greedy: bool = False) -> RawRollout:
@@ -29,43 +31,51 @@ class TorchBackend:
         pass
 
 
+# no_grad, not inference_mode: the ids come back as inputs of the update's forward pass, whose
+# embedding saves them for the backward pass (inference tensors cannot be saved).
 @torch.no_grad()
 def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float,
-                 generator: torch.Generator, greedy: bool = False) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """(prompt_ids (B, P), prompt_mask (B, P), completion_ids (B, T), logp (B, T)) with a KV
-    cache; logp is each sampled token's log-prob at `temperature` (the mismatch metrics' logp_roll)."""
+                 generator: torch.Generator, greedy: bool = False
+                 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(prompt_ids (B, P), prompt_mask (B, P), completion_ids (B, T), logp (B, T), entropy (B, T))
+    with a KV cache; logp is each sampled token's log-prob and entropy that of the distribution
+    it was drawn from, both at `temperature` and in float32, as the rescoring pass computes them."""
     dev = model.get_input_embeddings().weight.device  # everything below is created there
     prompt_ids, prompt_mask = (t.to(dev) for t in encode_prompts(tokenizer, prompts))
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    B = prompt_ids.shape[0]
+    B, P = prompt_ids.shape
     pos = positions(prompt_mask)
     # Our own cache object, filled in place by every call: no reading it back from the output
     # under a name that changes between transformers releases.
     cache = {cache_kwarg(model): DynamicCache()}
     out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos, use_cache=True, **cache)
     logits = out.logits[:, -1]
-    attn, next_pos = prompt_mask, pos[:, -1:] + 1
+    # One mask for the longest completion, sliced per step: no new tensor each token.
+    attn = torch.cat([prompt_mask, prompt_mask.new_ones(B, max_new_tokens)], dim=1)
+    next_pos = pos[:, -1:] + 1
     done = torch.zeros(B, dtype=torch.bool, device=dev)
     steps: list[Tensor] = []
     step_logp: list[Tensor] = []
-    for _ in range(max_new_tokens):
+    step_h: list[Tensor] = []
+    for t in range(max_new_tokens):
         if not torch.isfinite(logits).all():
             raise Divergence("non-finite logits while sampling")
+        scaled = logits.float() / temperature
         if greedy:
             nxt = logits.argmax(-1)
         else:
-            probs = torch.softmax(logits.float() / temperature, dim=-1)
-            nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+            nxt = torch.multinomial(torch.softmax(scaled, dim=-1), 1, generator=generator).squeeze(1)
         nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
         steps.append(nxt)
         # Beside (not instead of) the softmax above, so the draws stay bit-identical.
-        step_logp.append(torch.log_softmax(logits.float() / temperature, -1).gather(1, nxt[:, None]).squeeze(1))
+        step_logp.append(torch.log_softmax(scaled, -1).gather(1, nxt[:, None]).squeeze(1))
+        step_h.append(entropy_from_logits(scaled))
         done = done | (nxt == eos)
         if bool(done.all()):
             break
         # Finished rows keep decoding pad tokens; their outputs are masked out afterwards.
-        attn = torch.cat([attn, torch.ones(B, 1, dtype=attn.dtype, device=dev)], dim=1)
-        out = model(input_ids=nxt[:, None], attention_mask=attn, position_ids=next_pos,
+        out = model(input_ids=nxt[:, None], attention_mask=attn[:, : P + t + 1], position_ids=next_pos,
                     use_cache=True, **cache)
         logits, next_pos = out.logits[:, -1], next_pos + 1
-    return prompt_ids, prompt_mask, torch.stack(steps, dim=1), torch.stack(step_logp, dim=1)
+    return (prompt_ids, prompt_mask, torch.stack(steps, dim=1), torch.stack(step_logp, dim=1),
+            torch.stack(step_h, dim=1))

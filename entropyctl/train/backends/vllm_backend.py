@@ -30,6 +30,7 @@ def _head_dim(config) -> int:
 
 class VllmBackend:
     name = "vllm"
+    same_policy = False  # its own engine and kernels: the trainer rescores what it sampled
 
     def __init__(self, cfg, model_path, model, seed: int):
         # In-process engine: weights travel as tensors, no worker process to ship them to.
