@@ -16,6 +16,7 @@ import os
 import random
 import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -116,6 +117,20 @@ def pretrain(model_cfg: ModelConfig, task_cfg: TaskConfig, out_dir: Path, progre
     return stats
 
 
+@contextmanager
+def _progress_bar(total: int):
+    """A bar on stderr while the base pretrains (a minute or two the first time, then cached)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(TextColumn("pretraining the lab base"), BarColumn(), MofNCompleteColumn(),
+                   TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                   console=Console(stderr=True))
+    task = bar.add_task("pretrain", total=total, loss="-")
+    with bar:
+        yield lambda step, _total, loss: bar.update(task, completed=step, loss=f"{loss:.3f}")
+
+
 def ensure_base(model_cfg: ModelConfig, task_cfg: TaskConfig, cache_dir: str | Path,
                 progress=None) -> tuple[Path, dict, bool]:
     """(checkpoint dir, its pretrain stats, whether it was reused from the cache)."""
@@ -124,7 +139,11 @@ def ensure_base(model_cfg: ModelConfig, task_cfg: TaskConfig, cache_dir: str | P
         return final, json.loads((final / "pretrain.json").read_text()), True
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    stats = pretrain(model_cfg, task_cfg, tmp, progress)
+    if progress is None:
+        with _progress_bar(model_cfg.pretrain_steps) as bar:
+            stats = pretrain(model_cfg, task_cfg, tmp, bar)
+    else:
+        stats = pretrain(model_cfg, task_cfg, tmp, progress)
     try:
         os.rename(tmp, final)
     except OSError:
