@@ -11,6 +11,7 @@ module never imports it.
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import signal
 import time
@@ -28,7 +29,7 @@ from entropyctl.train.evaluate import evaluate
 from entropyctl.interventions import Pipeline, RoundContext, build
 from entropyctl.train.metrics import round_metrics
 from entropyctl.models.loading import ForwardBudget, load_policy, resolve_device
-from entropyctl.train.rescore import rescore
+from entropyctl.train.rescore import base_logp, rescore
 from entropyctl.train.reward import readable_samples, score
 from entropyctl.train.backends import Backend, make_backend
 from entropyctl.train.rollout import mismatch, sample
@@ -84,9 +85,9 @@ def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None
         ro, rewards, formats, batches = collect_rollouts(draw, ro_cfg, s.tokenizer.pad_token_id)
     n_sampled = ro.completion_mask.sum().item()  # every generated token, kept or not
     with t("rescore"):
-        # The base's forward pass only when the loss reads it, else for the KL metric on eval rounds.
-        base = s.base if s.pipeline.needs_ref or evaluating else None
-        scored = rescore(s.model, base, ro, ro_cfg.temperature, s.budget)
+        # The base's forward pass here only when the loss reads it (kl_anchor); for the KL
+        # metric alone it runs with the eval, on eval rounds.
+        scored = rescore(s.model, s.base if s.pipeline.needs_ref else None, ro, ro_cfg.temperature, s.budget)
     seen = {}
     if ro_cfg.dynamic_sampling:
         ro, scored, rewards, formats, seen = keep_informative(ro, scored, rewards, formats, ro_cfg, batches)
@@ -110,6 +111,9 @@ def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None
     ev = {}
     if evaluating:
         with t("eval"):
+            if s.base is not None and scored.ref_logp is None:  # the base is frozen: any time will do
+                ref = base_logp(s.base, ro, ro_cfg.temperature, s.budget).to(s.device)
+                scored = dataclasses.replace(scored, ref_logp=ref)
             # Its own generator: evaluating (or not) never shifts the training RNG streams.
             gen = torch.Generator(s.device).manual_seed(cfg.seed * 100_003 + r)
             ev = evaluate(s.model, s.tokenizer, s.task, ro_cfg.temperature, cfg.task.max_new_tokens,

@@ -25,8 +25,12 @@ def rescore(model, base, ro: Rollout, temperature: float, budget: ForwardBudget)
         old_logp, h = ro.rollout_logp, ro.rollout_h
     else:
         old_logp, h = completion_scores(model, *args)
-    ref_logp = None
-    if base is not None:
-        ref_logp, _ = completion_scores(base, *args, entropy=False)
-        ref_logp = ref_logp.to(old_logp.device)
+    ref_logp = None if base is None else base_logp(base, ro, temperature, budget).to(old_logp.device)
     return Scored(old_logp=old_logp, h=h, ref_logp=ref_logp)
+
+
+@torch.no_grad()
+def base_logp(base, ro: Rollout, temperature: float, budget: ForwardBudget) -> torch.Tensor:
+    """(B, T) log-probs of the rollout's tokens under the frozen base, on the base's device."""
+    return completion_scores(base, ro.prompt_ids, ro.prompt_mask, ro.completion_ids, ro.completion_mask,
+                             temperature, budget, entropy=False)[0]

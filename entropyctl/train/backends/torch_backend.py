@@ -21,8 +21,8 @@ class TorchBackend:
 
     def generate(self, model, tokenizer, prompts: list[str], n: int, max_new_tokens: int,
                  temperature: float, generator: torch.Generator, greedy: bool = False) -> RawRollout:
-        rows = [p for p in prompts for _ in range(n)]
-        return RawRollout(*sample_torch(model, tokenizer, rows, max_new_tokens, temperature, generator, greedy))
+        return RawRollout(*sample_torch(model, tokenizer, prompts, max_new_tokens, temperature, generator,
+                                        greedy, n=n))
 
     def push_weights(self, model) -> None:
         pass
@@ -35,21 +35,28 @@ class TorchBackend:
 # embedding saves them for the backward pass (inference tensors cannot be saved).
 @torch.no_grad()
 def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temperature: float,
-                 generator: torch.Generator, greedy: bool = False
+                 generator: torch.Generator, greedy: bool = False, n: int = 1
                  ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """(prompt_ids (B, P), prompt_mask (B, P), completion_ids (B, T), logp (B, T), entropy (B, T))
-    with a KV cache; logp is each sampled token's log-prob and entropy that of the distribution
-    it was drawn from, both at `temperature` and in float32, as the rescoring pass computes them."""
+    """`n` completions of each prompt, contiguous: (prompt_ids (B, P), prompt_mask (B, P),
+    completion_ids (B, T), logp (B, T), entropy (B, T)) for B = n * len(prompts), with a KV
+    cache; logp is each sampled token's log-prob and entropy that of the distribution it was
+    drawn from, both at `temperature` and in float32, as the rescoring pass computes them."""
     dev = model.get_input_embeddings().weight.device  # everything below is created there
     prompt_ids, prompt_mask = (t.to(dev) for t in encode_prompts(tokenizer, prompts))
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
-    B, P = prompt_ids.shape
     pos = positions(prompt_mask)
     # Our own cache object, filled in place by every call: no reading it back from the output
     # under a name that changes between transformers releases.
-    cache = {cache_kwarg(model): DynamicCache()}
+    dyn = DynamicCache()
+    cache = {cache_kwarg(model): dyn}
     out = model(input_ids=prompt_ids, attention_mask=prompt_mask, position_ids=pos, use_cache=True, **cache)
     logits = out.logits[:, -1]
+    if n > 1:
+        # Each prompt is read once and its cache copied to its n rows: the prefill was about
+        # half of a lab rollout's arithmetic when every row recomputed it.
+        dyn.batch_repeat_interleave(n)
+        prompt_ids, prompt_mask, pos, logits = (t.repeat_interleave(n, dim=0) for t in (prompt_ids, prompt_mask, pos, logits))
+    B, P = prompt_ids.shape
     # One mask for the longest completion, sliced per step: no new tensor each token.
     attn = torch.cat([prompt_mask, prompt_mask.new_ones(B, max_new_tokens)], dim=1)
     next_pos = pos[:, -1:] + 1
