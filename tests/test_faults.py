@@ -127,6 +127,9 @@ def test_joblib_sweep_of_4_runs_on_2_workers(runs: Path):
         assert meta["id"] == d.name and meta["status"] == "finished"
         assert rounds(d) == [0, 1]
         assert f"seed: {meta['seed']}" in (d / "config.yaml").read_text()
+    jobs = json.loads((runs / "par" / "sweep.json").read_text())["jobs"]  # runstore/sweep_summary.py
+    assert sorted(j["run_dir"] for j in jobs) == sorted(d.name for d in dirs)
+    assert [j["status"] for j in jobs] == ["done"] * 4 and sorted(j["seed"] for j in jobs) == [0, 0, 1, 1]
 
 
 def test_two_writers_of_one_sweep_never_share_a_run_dir(tmp_path: Path):

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import is_dataclass
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -44,6 +45,24 @@ def _search_path(config_dir: Path | None):
         # where Hydra's own --config-dir puts it (hydra/_internal/utils.py: before the schema)
         csp.prepend(provider="command-line", path=f"file://{extra}", anchor=SearchPathQuery(provider="schema"))
     return csp
+
+
+@contextmanager
+def hydra_at(config_dir: Path | None = None):
+    """Hydra initialised on the shipped conf/ (plus `config_dir`), as `entropyctl train` sees it."""
+    from hydra._internal.hydra import Hydra
+    from hydra.core.global_hydra import GlobalHydra
+
+    from entropyctl.config import register_schemas
+
+    register_schemas()
+    csp = _search_path(config_dir)
+    GlobalHydra.instance().clear()
+    Hydra.create_main_hydra2(task_name="entropyctl", config_search_path=csp)
+    try:
+        yield GlobalHydra.instance().config_loader()
+    finally:
+        GlobalHydra.instance().clear()
 
 
 def _label(source_path: str, config_path: str) -> str:
@@ -96,25 +115,17 @@ def compose_with_sources(overrides: list[str], config_dir: Path | None = None) -
     """{dotted key: {"value": v, "source": where it was set}} for `entropyctl train OVERRIDES`.
     Raises BadInput (one line) when the overrides do not compose or fail a check."""
     from hydra import compose
-    from hydra._internal.hydra import Hydra
-    from hydra.core.global_hydra import GlobalHydra
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
     from entropyctl.cli import checks
-    from entropyctl.config import register_schemas
 
-    register_schemas()
     checks._check_added_keys(overrides)
-    csp = _search_path(config_dir)
-    GlobalHydra.instance().clear()
-    Hydra.create_main_hydra2(task_name="entropyctl", config_search_path=csp)
-    try:
+    with hydra_at(config_dir) as loader:
         try:
             cfg = compose(config_name="config", overrides=list(overrides))
             checks.check_config(OmegaConf.to_object(cfg), "train")
-            loader = GlobalHydra.instance().config_loader()
             defaults = loader.compute_defaults_list("config", list(overrides), RunMode.RUN).defaults
             parsed = OverridesParser.create().parse_overrides(list(overrides))
         except BadInput:
@@ -146,8 +157,6 @@ def compose_with_sources(overrides: list[str], config_dir: Path | None = None) -
             else:
                 events.append((tuple(key.split(".")), OVERRIDE))
         final = OmegaConf.to_container(cfg, resolve=True)
-    finally:
-        GlobalHydra.instance().clear()
     out: dict[str, dict[str, Any]] = {}
     for leaf in _leaves(final):
         source = None

@@ -5,7 +5,9 @@ Bad input never reaches `hydra.main`: `checks.validate` first composes every job
 a bad one in one line (exit 2) before anything is written. Each job then runs through the
 lifecycle (train/loop.py start -> loop -> finish, or train/resume.py) and ends through the one
 error path (entropyctl/errors.py). In a sweep a job that fails is recorded and the sweep goes
-on; the command then prints one summary line per failed job and exits non-zero.
+on; the command then prints one summary line per failed job and exits non-zero. A `train` sweep
+also leaves `runs/<sweep>/sweep.json` (runstore/sweep_summary.py): its jobs, their status and run
+directories, whatever the launcher.
 """
 
 from __future__ import annotations
@@ -52,10 +54,16 @@ def _train_task(cfg) -> None:
 
     from entropyctl.train.resume import train_or_resume
 
+    from entropyctl.runstore.sweep_summary import recording
+
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
-    _job(lambda: train_or_resume(_typed(cfg), overrides), hc.mode == RunMode.MULTIRUN,
-         " ".join(overrides) or "(defaults)")
+    multirun = hc.mode == RunMode.MULTIRUN
+    run = lambda: train_or_resume(_typed(cfg), overrides)  # noqa: E731
+    if multirun:  # each job leaves a record of its own for runs/<sweep>/sweep.json
+        sweep_dir = Path(str(cfg.runs_dir)) / str(cfg.sweep)
+        job = lambda: recording(run, sweep_dir, overrides, hc.job.get("num"))  # noqa: E731
+    _job(job if multirun else run, multirun, " ".join(overrides) or "(defaults)")
 
 
 def _pretrain_task(cfg) -> None:
@@ -84,6 +92,46 @@ def _sweep_summary(path: Path) -> int:
     return errors.EXIT_DIVERGED if codes == {errors.EXIT_DIVERGED} else errors.EXIT_FAILED
 
 
+_WHERE = ("sweep", "runs_dir", "experiment")  # the overrides that decide where a job's runs go
+
+
+def _sweep_dirs(args: list[str]) -> tuple[list[Path], int | None]:
+    """The sweep folders a `train -m` command writes into (usually one; `sweep=a,b` gives two),
+    and its number of jobs (None when too many to count here). Composes only the overrides that
+    decide the folder, once per distinct combination of them."""
+    from hydra import compose
+    from hydra._internal.utils import get_args_parser
+
+    from entropyctl.cli.checks import MAX_PRODUCT, _combinations
+    from entropyctl.cli.config_cmd import hydra_at
+
+    ns = get_args_parser().parse_args(args)
+    combos = _combinations(list(ns.overrides), True)
+    where = {tuple(o for o in c if o.lstrip("+~").split("=")[0].split("@")[0] in _WHERE) for c in combos}
+    dirs: list[Path] = []
+    with hydra_at(Path(ns.config_dir) if ns.config_dir else None):
+        for overrides in sorted(where):
+            cfg = compose(config_name="config", overrides=list(overrides))
+            d = Path(str(cfg.runs_dir)) / str(cfg.sweep)
+            if d not in dirs:
+                dirs.append(d)
+    return dirs, len(combos) if len(combos) < MAX_PRODUCT else None
+
+
+def _write_sweep_json(args: list[str], token: str) -> None:
+    """runs/<sweep>/sweep.json once the sweep has ended; a problem here is a warning, never a failure."""
+    from entropyctl.runstore.sweep_summary import summarise
+
+    try:
+        dirs, expected = _sweep_dirs(args)
+        for d in dirs:
+            out = summarise(d, token, " ".join(["entropyctl train", *args]), expected if len(dirs) == 1 else None)
+            if out is not None:
+                errors.say(f"sweep summary: {out}")
+    except Exception as e:  # noqa: BLE001 - the runs are complete without it
+        errors.say(f"warning: could not write sweep.json ({type(e).__name__}: {errors.first_line(e)})")
+
+
 def run_hydra(command: str, args: list[str]) -> int:
     import hydra
 
@@ -98,12 +146,20 @@ def run_hydra(command: str, args: list[str]) -> int:
     fd, name = tempfile.mkstemp(prefix="entropyctl-sweep-", suffix=".txt")
     os.close(fd)
     os.environ[_FAILURES_ENV] = name
+    sweep = command == "train" and ("-m" in args or "--multirun" in args)
+    if sweep:
+        from entropyctl.runstore.sweep_summary import TOKEN_ENV, new_token
+
+        token = os.environ[TOKEN_ENV] = new_token()
     try:
         app()
         return _sweep_summary(Path(name))
     finally:
         os.environ.pop(_FAILURES_ENV, None)
         Path(name).unlink(missing_ok=True)
+        if sweep:
+            os.environ.pop(TOKEN_ENV, None)
+            _write_sweep_json(args, token)
 
 
 def resume_cli(run_dir: Path, progress: bool | None = None, threads: int | None = None) -> int:
