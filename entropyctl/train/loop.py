@@ -247,7 +247,9 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
     from entropyctl.runstore import wandb_mirror
     from entropyctl.train.progress import RoundProgress
 
-    wandb_mirror.attach(writer, cfg.tracking)
+    from entropyctl.analysis.law_summary import law_summary  # the run's own law fit, into wandb's summary
+
+    wandb_mirror.attach(writer, cfg.tracking, summary=law_summary)
     sha = config_sha((writer.path / CONFIG).read_text())
 
     def checkpoint(next_round: int) -> None:
