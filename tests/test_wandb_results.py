@@ -71,6 +71,24 @@ def test_an_unfittable_run_gets_a_note_and_no_numbers(tmp_path: Path, monkeypatc
     assert "law/a" not in got["summary"] and got["summary"]["status"] == "finished"
 
 
+def test_a_failing_summary_is_a_warning_and_the_run_still_finishes(tmp_path: Path, monkeypatch, capsys):
+    monkeypatch.setenv("WANDB_SILENT", "true")
+
+    def broken(rows):
+        raise ValueError(f"cannot summarise {len(rows)} rows")
+
+    w = create_run(tmp_path, "s", "grpo__lab__s0__y", "seed: 0\n", [], {"intervention": "grpo", "seed": 0})
+    wandb_mirror.attach(w, TrackingConfig(wandb=True, wandb_mode="offline"), summary=broken)
+    w.append(*law_rows(3))
+    w.finish("finished")
+    w.close()
+    warnings = [x for x in capsys.readouterr().err.splitlines() if x.startswith("warning: wandb")]
+    assert len(warnings) == 1 and "cannot summarise 3 rows" in warnings[0]
+    (got,) = read_all(w.path / "wandb", 1)
+    assert got["complete"] and got["summary"]["status"] == "finished"
+    assert not any(k.startswith("law/") for k in got["summary"])
+
+
 def fabricate(root: Path, tracking: str) -> Path:
     """A sweep of 2 groups x 2 seeds (no training), whose configs carry `tracking`."""
     for name, wobble in (("grpo", 0.0), ("clip_cov", 0.02)):

@@ -152,14 +152,16 @@ def run_hydra(command: str, args: list[str]) -> int:
 
         token = os.environ[TOKEN_ENV] = new_token()
     try:
-        app()
-        return _sweep_summary(Path(name))
+        try:
+            app()
+        finally:  # sweep.json also after an interrupted sweep: the jobs that ended are in it
+            if sweep:
+                os.environ.pop(TOKEN_ENV, None)
+                _write_sweep_json(args, token)
+        return _sweep_summary(Path(name))  # the failed jobs' lines come last
     finally:
         os.environ.pop(_FAILURES_ENV, None)
         Path(name).unlink(missing_ok=True)
-        if sweep:
-            os.environ.pop(TOKEN_ENV, None)
-            _write_sweep_json(args, token)
 
 
 def resume_cli(run_dir: Path, progress: bool | None = None, threads: int | None = None) -> int:

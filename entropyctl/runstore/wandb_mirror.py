@@ -95,15 +95,23 @@ class WandbMirror:
         self._guard("samples", table)
 
     def _extra_summary(self) -> dict[str, Any]:
+        """The `summary` function over the run's rows; a problem there is a warning that leaves
+        the summary with its status only (the wandb run is still finished properly)."""
         from entropyctl.runstore.store import METRICS, json_safe, read_metrics
 
         if self.summary is None or self.run_dir is None:
             return {}
-        return json_safe(self.summary(read_metrics(self.run_dir / METRICS).rows))
+        try:
+            return json_safe(self.summary(read_metrics(self.run_dir / METRICS).rows))
+        except Exception as e:  # noqa: BLE001 - the summary is extra; the run has ended well
+            first = (str(e).strip().splitlines() or [""])[0]
+            print(f"warning: wandb summary: the run's law fit failed ({type(e).__name__}: {first}); "
+                  "the summary has the status only", file=sys.stderr, flush=True)
+            return {}
 
     def finish(self, status: str) -> None:
         if self.run is not None:
-            extra = self._guard("summary", self._extra_summary) or {}
+            extra = self._extra_summary() if not self.failed else {}
             self._guard("finish", self.run.summary.update, {"status": status, **extra})
             self._guard("finish", self.run.finish, exit_code=0 if status == "finished" else 1)
             self.run = None
