@@ -52,9 +52,8 @@ def _train_task(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
-    from entropyctl.train.resume import train_or_resume
-
     from entropyctl.runstore.sweep_summary import recording
+    from entropyctl.train.resume import train_or_resume
 
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
