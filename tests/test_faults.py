@@ -129,6 +129,9 @@ def test_joblib_sweep_of_4_runs_on_2_workers(runs: Path):
         assert f"seed: {meta['seed']}" in (d / "config.yaml").read_text()
         # threads unset: each of the 2 parallel jobs gets its share of this process's cores
         assert f"threads: {max(1, len(os.sched_getaffinity(0)) // 2)}\n" in (d / "config.yaml").read_text()
+    jobs = json.loads((runs / "par" / "sweep.json").read_text())["jobs"]  # runstore/sweep_summary.py
+    assert sorted(j["run_dir"] for j in jobs) == sorted(d.name for d in dirs)
+    assert [j["status"] for j in jobs] == ["done"] * 4 and sorted(j["seed"] for j in jobs) == [0, 0, 1, 1]
 
 
 def test_job_threads_share_the_cores_among_parallel_jobs():

@@ -37,3 +37,6 @@ def test_submitit_local_sweep_runs_every_job(tmp_path: Path, smoke_runs_dir: Pat
     runs = sorted(p for p in (tmp_path / "sl").iterdir() if (p / "run.json").exists())
     assert [json.loads((p / "run.json").read_text())["seed"] for p in runs] == [0, 1]
     assert all(json.loads((p / "run.json").read_text())["status"] == "finished" for p in runs)
+    summary = json.loads((tmp_path / "sl" / "sweep.json").read_text())  # written by the submitting process
+    assert [(j["run_dir"], j["status"]) for j in summary["jobs"]] == [(p.name, "done") for p in runs]
+    assert [j["num"] for j in summary["jobs"]] == [0, 1]

@@ -53,6 +53,8 @@ def test_offline_mirror_holds_every_round_and_the_config(smoke_runs_dir: Path):
     assert [h["entropy/seqmean"] for h in got["history"]] == [r["entropy/seqmean"] for r in rows]
     assert got["config"]["seed"] == 7 and got["config"]["rollout"]["group_size"] == 4
     assert got["summary"]["status"] == "finished"
+    # the run's own law fit at the end (analysis/law_summary.py): 2 rounds are too few, so a note
+    assert got["summary"]["law/note"].startswith("not fitted: only 2 finite point(s)")
 
 
 def test_a_wandb_failure_is_one_warning_and_the_run_goes_on(smoke_runs_dir: Path, tmp_path: Path):

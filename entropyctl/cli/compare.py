@@ -39,6 +39,9 @@ def compare(
         "--out", help="Folder for report.md, report.html, compare.json, plots (default: <first sweep>/compare).",
         show_default=False)] = None,
     as_json: JsonOpt = False,
+    wandb: Annotated[bool, typer.Option(
+        "--wandb", help="Also log the tables and the report files to a wandb run (tracking.project; "
+        "offline without an API key). A wandb failure is a warning.")] = False,
     debug: DebugOpt = False,
 ) -> None:
     """Compare groups of runs across seeds: final metrics, intervals, Welch tests vs a baseline.
@@ -59,6 +62,10 @@ def compare(
 
     files = build_report(result, runs)  # everything in memory before the first write
     write_files(dest, files)
+    if wandb:  # tables + the report as an artifact (runstore/wandb_mirror.py); never fails the command
+        from entropyctl.runstore.wandb_mirror import log_compare
+
+        log_compare(result, dest, [Path(r.path) for r in runs])
     for why in skipped:
         errors.say(f"note: skipped a corrupted run: {printable(why)}")
     if as_json:

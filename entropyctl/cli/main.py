@@ -1,4 +1,5 @@
-"""The `entropyctl` command line: train | pretrain | resume | fit-law | compare | export | doctor.
+"""The `entropyctl` command line: train | pretrain | resume | fit-law | compare | runs | export | doctor |
+config show.
 
 Each command parses, calls one library function and prints. torch, transformers and Hydra's
 task code are imported inside the commands, so `entropyctl --help` stays instant.
@@ -17,6 +18,7 @@ from typer.core import TyperGroup
 from entropyctl import __version__
 from entropyctl import errors
 from entropyctl.cli.compare import compare
+from entropyctl.cli.config_cmd import config_show
 from entropyctl.cli.doctor import doctor
 from entropyctl.cli.export import export
 from entropyctl.cli.fit_law import fit_law
@@ -119,6 +121,11 @@ app.command("compare")(compare)
 app.command("runs")(runs)
 app.command("export")(export)
 app.command("doctor")(doctor)
+
+config_app = typer.Typer(help="The composed config: `entropyctl config show [OVERRIDES]`.", no_args_is_help=True,
+                         context_settings={"help_option_names": ["-h", "--help"]})
+config_app.command("show", context_settings={"ignore_unknown_options": True})(config_show)
+app.add_typer(config_app, name="config")
 
 
 def main() -> None:

@@ -5,7 +5,9 @@ Bad input never reaches `hydra.main`: `checks.validate` first composes every job
 a bad one in one line (exit 2) before anything is written. Each job then runs through the
 lifecycle (train/loop.py start -> loop -> finish, or train/resume.py) and ends through the one
 error path (entropyctl/errors.py). In a sweep a job that fails is recorded and the sweep goes
-on; the command then prints one summary line per failed job and exits non-zero.
+on; the command then prints one summary line per failed job and exits non-zero. A `train` sweep
+also leaves `runs/<sweep>/sweep.json` (runstore/sweep_summary.py): its jobs, their status and run
+directories, whatever the launcher.
 """
 
 from __future__ import annotations
@@ -67,17 +69,22 @@ def _train_task(cfg) -> None:
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    from entropyctl.runstore.sweep_summary import recording
     from entropyctl.train.resume import train_or_resume
 
     hc = HydraConfig.get()
     overrides = list(hc.overrides.task)
+    multirun = hc.mode == RunMode.MULTIRUN
 
-    def train() -> None:
+    def run() -> None:
         typed = _typed(cfg)
         typed.threads = job_threads(typed.threads, hc.launcher.get("n_jobs"), _cores())
         train_or_resume(typed, overrides)
 
-    _job(train, hc.mode == RunMode.MULTIRUN, " ".join(overrides) or "(defaults)")
+    if multirun:  # each job leaves a record of its own for runs/<sweep>/sweep.json
+        sweep_dir = Path(str(cfg.runs_dir)) / str(cfg.sweep)
+        job = lambda: recording(run, sweep_dir, overrides, hc.job.get("num"))  # noqa: E731
+    _job(job if multirun else run, multirun, " ".join(overrides) or "(defaults)")
 
 
 def _pretrain_task(cfg) -> None:
@@ -106,6 +113,46 @@ def _sweep_summary(path: Path) -> int:
     return errors.EXIT_DIVERGED if codes == {errors.EXIT_DIVERGED} else errors.EXIT_FAILED
 
 
+_WHERE = ("sweep", "runs_dir", "experiment")  # the overrides that decide where a job's runs go
+
+
+def _sweep_dirs(args: list[str]) -> tuple[list[Path], int | None]:
+    """The sweep folders a `train -m` command writes into (usually one; `sweep=a,b` gives two),
+    and its number of jobs (None when too many to count here). Composes only the overrides that
+    decide the folder, once per distinct combination of them."""
+    from hydra import compose
+    from hydra._internal.utils import get_args_parser
+
+    from entropyctl.cli.checks import MAX_PRODUCT, _combinations
+    from entropyctl.cli.config_cmd import hydra_at
+
+    ns = get_args_parser().parse_args(args)
+    combos = _combinations(list(ns.overrides), True)
+    where = {tuple(o for o in c if o.lstrip("+~").split("=")[0].split("@")[0] in _WHERE) for c in combos}
+    dirs: list[Path] = []
+    with hydra_at(Path(ns.config_dir) if ns.config_dir else None):
+        for overrides in sorted(where):
+            cfg = compose(config_name="config", overrides=list(overrides))
+            d = Path(str(cfg.runs_dir)) / str(cfg.sweep)
+            if d not in dirs:
+                dirs.append(d)
+    return dirs, len(combos) if len(combos) < MAX_PRODUCT else None
+
+
+def _write_sweep_json(args: list[str], token: str) -> None:
+    """runs/<sweep>/sweep.json once the sweep has ended; a problem here is a warning, never a failure."""
+    from entropyctl.runstore.sweep_summary import summarise
+
+    try:
+        dirs, expected = _sweep_dirs(args)
+        for d in dirs:
+            out = summarise(d, token, " ".join(["entropyctl train", *args]), expected if len(dirs) == 1 else None)
+            if out is not None:
+                errors.say(f"sweep summary: {out}")
+    except Exception as e:  # noqa: BLE001 - the runs are complete without it
+        errors.say(f"warning: could not write sweep.json ({type(e).__name__}: {errors.first_line(e)})")
+
+
 def run_hydra(command: str, args: list[str]) -> int:
     import hydra
 
@@ -120,9 +167,19 @@ def run_hydra(command: str, args: list[str]) -> int:
     fd, name = tempfile.mkstemp(prefix="entropyctl-sweep-", suffix=".txt")
     os.close(fd)
     os.environ[_FAILURES_ENV] = name
+    sweep = command == "train" and ("-m" in args or "--multirun" in args)
+    if sweep:
+        from entropyctl.runstore.sweep_summary import TOKEN_ENV, new_token
+
+        token = os.environ[TOKEN_ENV] = new_token()
     try:
-        app()
-        return _sweep_summary(Path(name))
+        try:
+            app()
+        finally:  # sweep.json also after an interrupted sweep: the jobs that ended are in it
+            if sweep:
+                os.environ.pop(TOKEN_ENV, None)
+                _write_sweep_json(args, token)
+        return _sweep_summary(Path(name))  # the failed jobs' lines come last
     finally:
         os.environ.pop(_FAILURES_ENV, None)
         Path(name).unlink(missing_ok=True)

@@ -251,10 +251,11 @@ def _check_weights(model: torch.nn.Module) -> None:
 def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> None:
     """Rounds start..rounds-1: one metrics row each, then run.json, then (every
     `checkpoint_every` rounds and after the last) a checkpoint of the state before the next."""
+    from entropyctl.analysis.law_summary import law_summary
     from entropyctl.runstore import wandb_mirror
     from entropyctl.train.progress import RoundProgress
 
-    wandb_mirror.attach(writer, cfg.tracking)
+    wandb_mirror.attach(writer, cfg.tracking, summary=law_summary)  # the run's law fit ends in its summary
     sha = config_sha((writer.path / CONFIG).read_text())
 
     def checkpoint(next_round: int) -> None:
