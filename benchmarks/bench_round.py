@@ -6,7 +6,7 @@ it. The median of `rounds` rounds after one warm-up round. Pretrains the lab bas
 runs/.cache lacks it (not counted).
 
 Rollout: the torch backend's KV-cache sampler against `model.generate(do_sample=True)` on the
-same model, the same 512 prompts and the same token budget, alternating, `pairs` times; tokens
+same model, the same 64 prompts x G = 8 and the same token budget, alternating, `pairs` times; tokens
 per second counts completion tokens up to and including end-of-sequence, the same way for both.
 """
 
@@ -64,14 +64,15 @@ def rollout_vs_generate(cfg, state, pairs: int) -> dict:
 
     tok, model = state.tokenizer, state.model
     problems = state.task.sample_train(random.Random(1), cfg.rollout.prompts_per_round)
-    prompts = [p.prompt for p in problems for _ in range(cfg.rollout.group_size)]
-    T = cfg.task.max_new_tokens
-    ids, mask = encode_prompts(tok, prompts)
+    G, T = cfg.rollout.group_size, cfg.task.max_new_tokens
+    unique = [p.prompt for p in problems]
+    # generate gets the 512 rows (it repeats num_return_sequences' inputs before its prefill anyway)
+    ids, mask = encode_prompts(tok, [p for p in unique for _ in range(G)])
     ours, theirs = [], []
     for i in range(pairs + 1):
         gen = torch.Generator().manual_seed(i)
         t0 = time.perf_counter()
-        _, _, out, _, _ = sample_torch(model, tok, prompts, T, 1.0, gen)
+        _, _, out, _, _ = sample_torch(model, tok, unique, T, 1.0, gen, n=G)
         t_ours = time.perf_counter() - t0
         n_ours = completion_tokens(out, tok.eos_token_id)
         torch.manual_seed(i)
