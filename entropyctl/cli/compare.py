@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -18,11 +19,19 @@ import typer
 
 from entropyctl import errors
 from entropyctl.analysis.compare import CompareError, RunInput, compare_runs, to_json
+from entropyctl.analysis.perrun import RUN_FORMAT
 from entropyctl.analysis.runs import as_name, by_value, check_by, read_runs
 from entropyctl.analysis.verdict import narrowing, narrowing_table
 from entropyctl.cli.options import ByOpt, DebugOpt, JsonOpt
+from entropyctl.analysis.report_extra import SAMPLES_PER_GROUP
+from entropyctl.runstore.samples import read_samples
 from entropyctl.runstore.store import RunStoreError, is_run_dir
 OUT_DIR = "compare"
+
+
+class Stat(str, Enum):
+    welch = "welch"
+    bootstrap = "bootstrap"
 
 
 def compare(
@@ -38,6 +47,11 @@ def compare(
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Folder for report.md, report.html, compare.json, plots (default: <first sweep>/compare).",
         show_default=False)] = None,
+    stat: Annotated[Optional[Stat], typer.Option(
+        "--stat", help="Statistic the tables lead with: welch (mean, t-interval, Welch test) or bootstrap "
+                       "(IQM, bootstrap interval, probability of improvement). Default: bootstrap when the "
+                       "smallest group has n <= 5, else welch; compare.json always has both.",
+        show_default=False)] = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -49,9 +63,10 @@ def compare(
     skipped: list[str] = []
     runs = load_inputs(paths, by, skipped)
     result = compare_runs(runs, baseline=baseline, last_k=last_k,
-                          include_incomplete=include_incomplete, by=by)
+                          include_incomplete=include_incomplete, by=by, stat=stat.value if stat else None)
     result["notes"] = [f"skipped a corrupted run: {why}" for why in skipped] + result["notes"]
     result["narrowing"] = narrowing(result, runs)
+    result["samples"] = last_samples(result, runs)
     dest = out if out is not None else default_out(paths[0])
     if dest.exists() and not dest.is_dir():
         raise CompareError(f"--out {dest} is a file; pass a folder")
@@ -96,10 +111,28 @@ def load_inputs(paths: list[Path], by: str | None, skipped_out: list[str] | None
         if several_tasks and by != "task":
             group = f"{group} [task={r.task}]"
         out.append(RunInput(id=r.run.id, group=group, status=r.run.status, seed=r.run.seed, rows=r.rows,
-                            path=str(r.path), error=r.run.info.get("error")))
+                            path=str(r.path), error=r.run.info.get("error"),
+                            source={"format": RUN_FORMAT, "path": str(r.path)}))
     if skipped_out is not None:
         skipped_out.extend(why for _, why in skipped)
     return out
+
+
+def last_samples(result: dict[str, Any], runs: list[RunInput], per_group: int = SAMPLES_PER_GROUP) -> dict[str, list]:
+    """A few completions of each group's last logged round, from the first included runs that
+    have samples.jsonl (only as many files are read as it takes)."""
+    included = {(r["id"], r["path"]) for r in result["runs"] if r["included"]}
+    out: dict[str, list] = {}
+    for r in runs:
+        have = out.setdefault(r.group, [])
+        if len(have) >= per_group or (r.id, r.path) not in included or r.source.get("format") != RUN_FORMAT:
+            continue
+        records = read_samples(Path(r.path))
+        if records:
+            last = max(x["round"] for x in records)
+            have += [{"run": r.id, **{k: x.get(k) for k in ("round", "prompt", "completion", "reward", "format")}}
+                     for x in records if x["round"] == last][:per_group - len(have)]
+    return {g: v for g, v in out.items() if v}
 
 
 def default_out(first: Path) -> Path:
@@ -130,8 +163,11 @@ def print_tables(result: dict[str, Any]) -> None:
     console = Console()
     t = lambda s: Text(printable(s))  # noqa: E731 - run texts are never rich markup
 
+    boot = result["stat"] == "bootstrap"
+    console.print(t(f"statistic: {result['stat']} ({result['stat_reason']})"))
     head, rows = metric_table(result, long=False)
-    table = Table(title=f"by {printable(result['by'])}: mean ±95% CI across seeds "
+    what = "IQM [95% bootstrap CI]" if boot else "mean ±95% CI"
+    table = Table(title=f"by {printable(result['by'])}: {what} across seeds "
                         f"(final = last {result['last_k']} values)", title_justify="left")
     for h in head:
         table.add_column(t(h), overflow="fold")
@@ -141,8 +177,9 @@ def print_tables(result: dict[str, Any]) -> None:
 
     bt = baseline_table(result, long=False)
     if bt:
-        table = Table(title=f"vs baseline {printable(result['baseline'])}: diff ±95% CI (Welch), "
-                            "Holm-adjusted p, Hedges' g", title_justify="left")
+        what = ("IQM diff [95% bootstrap CI], probability of improvement, Welch Holm-adjusted p" if boot
+                else "diff ±95% CI (Welch), Holm-adjusted p, Hedges' g")
+        table = Table(title=f"vs baseline {printable(result['baseline'])}: {what}", title_justify="left")
         for h in bt[0]:
             table.add_column(t(h), overflow="fold")
         for r in bt[1]:
