@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
@@ -142,7 +143,18 @@ def clip_pair(lo: float, hi: float, bounds: tuple[float, float] | None) -> tuple
     return (max(lo, bounds[0]) if math.isfinite(lo) else lo, min(hi, bounds[1]) if math.isfinite(hi) else hi)
 
 
-def curve_band(values: np.ndarray, level: float = LEVEL, n_boot: int = N_BOOT,
+BAND_BOOT = 1000  # resamples for the bands on the curves (a drawing; the tables use N_BOOT)
+
+
+@lru_cache(maxsize=8)
+def _band_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """The resamples of n runs for every band of a report (the same for each curve of n runs)."""
+    counts = resample_counts(np.random.default_rng(seed), n, n_boot).astype(np.float64)
+    counts.flags.writeable = False
+    return counts
+
+
+def curve_band(values: np.ndarray, level: float = LEVEL, n_boot: int = BAND_BOOT,
                seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per column of `values` (runs x rounds, NaN = not logged): the mean over runs and a band,
     the percentile bootstrap interval of the mean where >= 3 runs logged the round, else the
@@ -158,8 +170,11 @@ def curve_band(values: np.ndarray, level: float = LEVEL, n_boot: int = N_BOOT,
         hi = np.where(n >= 2, np.where(logged, v, -np.inf).max(axis=0), np.nan)
         boot = n >= 3
         if boot.any() and v.shape[0] >= 3:
-            counts = resample_counts(np.random.default_rng(seed), v.shape[0], n_boot).astype(np.float64)
+            counts = _band_counts(v.shape[0], n_boot, seed)
             dist = (counts @ filled[:, boot]) / (counts @ logged[:, boot])
-            q = np.nanquantile(dist, [(1 - level) / 2, (1 + level) / 2], axis=0)
+            # a resample that drew no run logging the round has no mean: it counts as the mean
+            # (rare at n >= 3 logged; keeps the quantile one vectorised call, not one per round)
+            dist = np.where(np.isfinite(dist), dist, mean[boot])
+            q = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2], axis=0)
             lo[boot], hi[boot] = q[0], q[1]
     return mean, lo, hi, n
