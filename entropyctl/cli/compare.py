@@ -25,7 +25,10 @@ from entropyctl.analysis.verdict import narrowing, narrowing_table
 from entropyctl.cli.options import ByOpt, DebugOpt, JsonOpt
 from entropyctl.analysis.report_extra import SAMPLES_PER_GROUP
 from entropyctl.runstore.samples import read_samples
-from entropyctl.runstore.store import RunStoreError, is_run_dir
+from entropyctl.analysis.foreign import group_by, load_foreign
+from entropyctl.analysis.logimport import ImportOptions
+from entropyctl.cli.fit_law import LogFormat
+from entropyctl.runstore.store import RunStoreError, is_run_dir, iter_run_dirs
 OUT_DIR = "compare"
 
 
@@ -35,9 +38,22 @@ class Stat(str, Enum):
 
 
 def compare(
-    paths: Annotated[list[Path], typer.Argument(help="Sweep dirs (runs/<sweep>) or run dirs.", show_default=False)],
+    paths: Annotated[list[Path], typer.Argument(
+        help="Sweep dirs (runs/<sweep>) or run dirs, and/or logs fit-law reads: TRL trainer_state.json or "
+             "output dirs, verl JSONL/console logs, wandb CSV exports, CSV/JSONL.", show_default=False)],
     *,
     by: ByOpt = None,
+    group_by: Annotated[Optional[str], typer.Option(
+        "--group-by", metavar="REGEX|FILE.json|FILE.yaml",
+        help="Groups from the run's name (a log's file name, a run dir's name): the first capture group of "
+             "REGEX, e.g. '(.*)-seed\\d+'; or a JSON/YAML file mapping paths to groups.",
+        show_default=False)] = None,
+    fmt: Annotated[LogFormat, typer.Option("--format", help="Format of the log files (auto-detected per file).")]
+        = LogFormat.auto,
+    entropy: Annotated[Optional[str], typer.Option(
+        "--entropy", metavar="KEY", help="Entropy key in the logs (default: fit-law's aliases).")] = None,
+    perf: Annotated[Optional[str], typer.Option(
+        "--perf", metavar="KEY", help="Performance key in the logs (default: fit-law's aliases).")] = None,
     baseline: Annotated[Optional[str], typer.Option(
         "--baseline", help="Group the others are tested against (default: grpo when present).")] = None,
     last_k: Annotated[int, typer.Option(
@@ -61,10 +77,14 @@ def compare(
     Exit 0 when the report is written, 2 on bad input (nothing written).
     """
     skipped: list[str] = []
-    runs = load_inputs(paths, by, skipped)
+    opts = ImportOptions(fmt=fmt.value, entropy_key=entropy, perf_key=perf)
+    runs = load_all(paths, by, group_by, opts, skipped)
     result = compare_runs(runs, baseline=baseline, last_k=last_k,
-                          include_incomplete=include_incomplete, by=by, stat=stat.value if stat else None)
+                          include_incomplete=include_incomplete, by=group_by or by, stat=stat.value if stat else None)
     result["notes"] = [f"skipped a corrupted run: {why}" for why in skipped] + result["notes"]
+    if group_by is None and any(r.source.get("format") != RUN_FORMAT for r in runs):
+        result["notes"].append("each log is its own group: pass --group-by REGEX (e.g. '(.*)-seed\\d+') or "
+                               "--group-by FILE.json to pool seeds")
     result["narrowing"] = narrowing(result, runs)
     result["samples"] = last_samples(result, runs)
     dest = out if out is not None else default_out(paths[0])
@@ -86,6 +106,35 @@ def compare(
 # ----------------------------------------------------------------------------- reading
 
 
+def load_all(paths: list[Path], by: str | None, group_spec: str | None, opts: ImportOptions,
+             skipped_out: list[str] | None = None) -> list[RunInput]:
+    """Our runs (sweep and run dirs) and foreign logs (files, TRL output dirs) under `paths`,
+    grouped by intervention / --by, or by --group-by for all of them. Checked before anything
+    is written: a path that is neither, a log that cannot be read, a run no group takes."""
+    if by is not None and group_spec is not None:
+        raise CompareError("--by and --group-by both given; group by a config key (--by) or by name/mapping "
+                           "(--group-by), not both")
+    ours, logs = [], []
+    for p in paths:
+        if not p.exists():
+            raise RunStoreError(f"{p}: no such file or directory; pass a sweep dir (runs/<sweep>), a run dir or a log file")
+        (logs if is_log(p) else ours).append(p)
+    runs = load_inputs(ours, by, skipped_out) if ours else []
+    runs += load_foreign(logs, opts)
+    if group_spec is not None:
+        group_by(runs, group_spec)  # else a log's run is its own group (compare adds a note)
+    return runs
+
+
+def is_log(path: Path) -> bool:
+    """A file, or a directory with no entropyctl run below it but a TRL trainer_state.json."""
+    if path.is_file():
+        return True
+    if is_run_dir(path) or any(iter_run_dirs([path])):
+        return False
+    return bool(list(path.glob("trainer_state.json")) or list(path.glob("checkpoint-*/trainer_state.json")))
+
+
 def load_inputs(paths: list[Path], by: str | None, skipped_out: list[str] | None = None) -> list[RunInput]:
     """Every run under `paths` with its group and rows (analysis/runs.py: the reader fit-law uses
     too); why each corrupted run was skipped goes into `skipped_out`. Runs of different tasks never
@@ -100,8 +149,8 @@ def load_inputs(paths: list[Path], by: str | None, skipped_out: list[str] | None
     if not found and skipped:
         raise RunStoreError(f"no usable runs under {where}: {skipped[0][1]}")
     if not found:
-        raise RunStoreError(f"no runs under {where} (no <run>/run.json found); "
-                            "pass a sweep dir written by `entropyctl train`, e.g. runs/<sweep>")
+        raise RunStoreError(f"no runs under {where} (no <run>/run.json, no TRL trainer_state.json found); "
+                            "pass a sweep dir written by `entropyctl train`, e.g. runs/<sweep>, or log files")
     if by is not None:
         check_by([by_value(r.config, r.run.info, by) for r in found], by)
     several_tasks = len({r.task for r in found}) > 1
@@ -136,8 +185,8 @@ def last_samples(result: dict[str, Any], runs: list[RunInput], per_group: int = 
 
 
 def default_out(first: Path) -> Path:
-    """Inside the first sweep dir (the run's parent when a run dir is given)."""
-    sweep = first.parent if is_run_dir(first) else first
+    """Inside the first sweep dir (the run's parent when a run dir is given, the folder of a log)."""
+    sweep = first.parent if is_run_dir(first) or first.is_file() else first
     return sweep / OUT_DIR
 
 
