@@ -10,7 +10,9 @@ with a finite number (not a bool) under the key, x is the row's `round`.
 from __future__ import annotations
 
 import math
+from collections import Counter
 from itertools import chain
+from operator import itemgetter
 from typing import Any, Iterator
 
 import numpy as np
@@ -29,8 +31,12 @@ class Cols(dict):
     def __init__(self, rows: list[dict[str, Any]] | None = None):
         super().__init__()
         self._rows = rows or []
-        self._keys = list(dict.fromkeys(chain.from_iterable(self._rows)))  # C-level: no Python loop per row
+        counts = Counter(chain.from_iterable(self._rows))  # C-level: no Python loop per row
+        self._keys = list(counts)
         self._key_set = set(self._keys)
+        # keys every row has: read in one pass, one C call per row (operator.itemgetter)
+        self._common = [k for k, c in counts.items() if c == len(self._rows)]
+        self._matrix: dict[str, np.ndarray] | None = None
         self._round: np.ndarray | None = None
 
     def __iter__(self) -> Iterator[str]:
@@ -60,16 +66,35 @@ class Cols(dict):
 
     def _rounds(self) -> np.ndarray:
         if self._round is None:
-            self._round = _floats([row.get("round") for row in self._rows])
+            self._round = self._column("round")
         return self._round
 
+    def _column(self, key: str) -> np.ndarray:
+        if key in self._common:
+            if self._matrix is None:
+                self._matrix = _common_matrix(self._rows, self._common)
+            return self._matrix[key]
+        return _floats([row.get(key) for row in self._rows])
+
     def _build(self, key: str) -> tuple[np.ndarray, np.ndarray]:
-        y = _floats([row.get(key) for row in self._rows])
+        y = self._column(key)
         keep = np.isfinite(y)
         x = self._rounds()[keep]
         if not np.isfinite(x).all():  # a row without a round: its index among the kept ones
             x = np.where(np.isfinite(x), x, np.arange(x.size, dtype=np.float64))
         return x, y[keep]
+
+
+def _common_matrix(rows: list[dict[str, Any]], keys: list[str]) -> dict[str, np.ndarray]:
+    """{key: float64 column} for keys every row has, from one tuple per row."""
+    if not keys:
+        return {}
+    get = itemgetter(*keys)
+    table = [get(row) for row in rows] if len(keys) > 1 else [(get(row),) for row in rows]
+    if set(map(type, chain.from_iterable(table))) <= _PLAIN:
+        mat = np.array(table, dtype=np.float64).reshape(len(rows), len(keys))
+        return {k: mat[:, i] for i, k in enumerate(keys)}
+    return {k: _floats([t[i] for t in table]) for i, k in enumerate(keys)}
 
 
 def _floats(values: list[Any]) -> np.ndarray:

@@ -125,10 +125,11 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def band(curves: list[tuple[Sequence[float], Sequence[float]]], level: float = LEVEL):
+def band(curves: list[tuple[Sequence[float], Sequence[float]]], level: float = LEVEL, n_boot: int | None = None):
     """Per-round mean and band over runs' (rounds, values) curves, aligned by round: the
     bootstrap interval of the mean where >= 3 runs logged the round, the min-max where 2 did,
-    none where 1 did (stats.curve_band). Returns (rounds, mean, lo, hi, n) as arrays."""
+    none where 1 did (stats.curve_band; n_boot=0: the mean alone, lo = hi = NaN). Returns
+    (rounds, mean, lo, hi, n) as arrays."""
     curves = [(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)) for x, y in curves]
     if not curves:
         return (np.zeros(0),) * 5
@@ -136,6 +137,11 @@ def band(curves: list[tuple[Sequence[float], Sequence[float]]], level: float = L
     M = np.full((len(curves), rounds.size), np.nan)
     rows = np.repeat(np.arange(len(curves)), [x.size for x, _ in curves])
     M[rows, inv] = np.concatenate([y for _, y in curves])  # a repeated round: the last value
+    if n_boot == 0:
+        n = np.isfinite(M).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(np.isfinite(M), M, 0.0).sum(axis=0) / n
+        return rounds, mean, np.full_like(mean, np.nan), np.full_like(mean, np.nan), n
     return (rounds, *curve_band(M, level, seed=robust.SEED))
 
 

@@ -140,7 +140,8 @@ def _formats(fig: Any, by_group: Groups, ncols: int) -> None:
     for ax, (name, members) in zip(axes, by_group.items()):
         layers = []
         for f in dict.fromkeys(f for r in members for f in format_shares(r.cols)):
-            x, mean, *_ = band([xy for xy in (r.cols.get_xy(SHARE_PREFIX + f) for r in members) if xy[1].size])
+            logged = [xy for xy in (r.cols.get_xy(SHARE_PREFIX + f) for r in members) if xy[1].size]
+            x, mean, *_ = band(logged, n_boot=0)  # stacked means: no band to draw
             layers.append((f, x, mean))
         if layers:
             x = layers[0][1]
