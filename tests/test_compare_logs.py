@@ -126,3 +126,11 @@ def test_our_runs_report_formats_samples_and_how_to_read(tmp_path):
     assert "Accuracy per answer format" in md and "Sample completions" in md
     assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "<script>" not in md
+
+
+def test_default_out_for_logs_is_the_folder_holding_them(trl, tmp_path):
+    res = runner.invoke(app, ["compare", *map(str, trl)])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "trl" / "compare" / "report.html").is_file()
+    assert "each log is its own group" in res.stdout  # no --group-by: a note, six groups of one
+    assert not list((tmp_path / "trl").glob("*/compare"))  # never inside one run's output dir

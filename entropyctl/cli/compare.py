@@ -28,7 +28,7 @@ from entropyctl.runstore.samples import read_samples
 from entropyctl.analysis.foreign import group_by, load_foreign
 from entropyctl.analysis.logimport import ImportOptions
 from entropyctl.cli.fit_law import LogFormat
-from entropyctl.runstore.store import RunStoreError, is_run_dir, iter_run_dirs
+from entropyctl.runstore.store import METRICS, RunStoreError, is_run_dir, iter_run_dirs
 OUT_DIR = "compare"
 
 
@@ -87,7 +87,7 @@ def compare(
                                "--group-by FILE.json to pool seeds")
     result["narrowing"] = narrowing(result, runs)
     result["samples"] = last_samples(result, runs)
-    dest = out if out is not None else default_out(paths[0])
+    dest = out if out is not None else default_out(paths)
     if dest.exists() and not dest.is_dir():
         raise CompareError(f"--out {dest} is a file; pass a folder")
     from entropyctl.analysis.report import build_report
@@ -118,7 +118,10 @@ def load_all(paths: list[Path], by: str | None, group_spec: str | None, opts: Im
     for p in paths:
         if not p.exists():
             raise RunStoreError(f"{p}: no such file or directory; pass a sweep dir (runs/<sweep>), a run dir or a log file")
-        (logs if is_log(p) else ours).append(p)
+        if p.is_file() and p.name == METRICS and is_run_dir(p.parent):
+            ours.append(p.parent)  # one of our runs, named by its metrics file
+        else:
+            (logs if is_log(p) else ours).append(p)
     runs = load_inputs(ours, by, skipped_out) if ours else []
     runs += load_foreign(logs, opts)
     if group_spec is not None:
@@ -184,9 +187,13 @@ def last_samples(result: dict[str, Any], runs: list[RunInput], per_group: int = 
     return {g: v for g, v in out.items() if v}
 
 
-def default_out(first: Path) -> Path:
-    """Inside the first sweep dir (the run's parent when a run dir is given, the folder of a log)."""
-    sweep = first.parent if is_run_dir(first) or first.is_file() else first
+def default_out(paths: list[Path]) -> Path:
+    """Inside the first sweep dir (the run's parent when a run dir is given); for log files, in
+    the folder that holds all the inputs (trl/ for trl/a-seed0/trainer_state.json, ...)."""
+    first = paths[0]
+    if first.is_file():
+        return Path(os.path.commonpath([str((p.parent if p.is_file() else p).resolve()) for p in paths])) / OUT_DIR
+    sweep = first.parent if is_run_dir(first) else first
     return sweep / OUT_DIR
 
 
