@@ -80,7 +80,8 @@ Rows = list[dict[str, Any]] | Cols  # a run's metrics rows, or their columns (fa
 def last_k_mean(rows: Rows, key: str, k: int) -> float:
     """Mean of the last k finite values of `key` (eval keys are sparser than rounds)."""
     ys = columns(rows).get_xy(key)[1]
-    return float(ys[-k:].mean()) if ys.size else math.nan
+    tail = ys[-k:]
+    return float(tail.sum() / tail.size) if tail.size else math.nan  # sum/size: mean()'s overhead x 20,000 calls
 
 
 def half_life(rounds: Sequence[float], H: Sequence[float]) -> float:

@@ -178,8 +178,11 @@ def _collapse(fig: Any, by_group: Groups, colors: dict[str, str]) -> None:
 def visible(text: Any) -> str:
     """Control characters (an escape byte in a run name) spelled out as \\xNN, never raw: a
     report must not drive the terminal or the renderer that shows it."""
+    text = str(text)
+    if text.isprintable():  # the common case, checked in C: thousands of cells at 1,000 runs
+        return text
     return "".join(c if c.isprintable() or c == "\n" else f"\\x{ord(c):02x}" if ord(c) < 256
-                   else f"\\u{ord(c):04x}" for c in str(text))
+                   else f"\\u{ord(c):04x}" for c in text)
 
 
 def _plain(text: str) -> str:
