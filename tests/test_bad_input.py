@@ -199,8 +199,21 @@ ROWS = [
     Row("compare-unknown-baseline", ("compare", "{W}/runs/sw", "--baseline", "nope"), ("baseline 'nope'", "--baseline")),
     Row("compare-out-is-a-file", ("compare", "{W}/runs/sw", "--out", "{W}/logs/empty.jsonl"), ("is a file",)),
     Row("compare-missing-path", ("compare", "{W}/nope"), ("no such file or directory",)),
-    Row("compare-a-file", ("compare", "{W}/logs/empty.jsonl"), ("not a directory",)),
+    Row("compare-empty-log", ("compare", "{W}/logs/empty.jsonl"), ("empty.jsonl", "empty")),
     Row("compare-only-unfinished", ("compare", "{W}/runs/unfinished"), ("none of the 1 runs", "--include-incomplete")),
+    # -- compare: --group-by on logs and runs (issue 13)
+    Row("compare-group-by-no-group", ("compare", "{W}/runs/sw", "--group-by", "grpo.*"), ("no capture group", "(.*)")),
+    Row("compare-group-by-bad-regex", ("compare", "{W}/runs/sw", "--group-by", "(grpo"), ("not a regular expression",)),
+    Row("compare-group-by-no-match", ("compare", "{W}/runs/sw", "--group-by", "(ppo)-s\\d+"),
+        ("1 run(s) match no group", RUN)),
+    Row("compare-group-by-missing-mapping", ("compare", "{W}/runs/sw", "--group-by", "{W}/nope.json"),
+        ("no such mapping file",)),
+    Row("compare-mapping-names-missing-file", ("compare", "{W}/runs/sw", "--group-by", "{W}/logs/gone.json"),
+        ("gone.jsonl", "does not exist")),
+    Row("compare-mapping-misses-our-runs", ("compare", "{W}/runs/sw", "{W}/logs/good.csv", "--group-by",
+                                            "{W}/logs/partial.yaml"), ("match no group", RUN, "mapping file")),
+    Row("compare-by-and-group-by", ("compare", "{W}/runs/sw", "--by", "seed", "--group-by", "(.*)"),
+        ("--by and --group-by",)),
 ]
 
 
@@ -235,6 +248,9 @@ def _world(root: Path) -> Path:
     (logs / "two.csv").write_text("step,entropy,reward,reward\n" + "".join(
         f"{s},{1 / (s + 1)},{0.1 * s},{0.2}\n" for s in range(8)))
     _make_run(runs, "unfinished", "grpo__lab__s1__x", "interrupted")
+    (logs / "gone.json").write_text('{"gone.jsonl": "a"}')
+    (logs / "good.csv").write_text("step,entropy,reward\n" + "".join(f"{s},{1 / (s + 1)},{0.1 * s}\n" for s in range(6)))
+    (logs / "partial.yaml").write_text("good.csv: a\n")  # covers the log, not the run beside it
     return root
 
 

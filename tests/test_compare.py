@@ -140,8 +140,13 @@ def test_group_statistics_on_a_written_sweep(sweep):
     assert [x["name"] for x in res["groups"]] == ["grpo", "clip_cov", "kl_cov"]
     assert (g["grpo"]["n"], g["clip_cov"]["n"], g["kl_cov"]["n"]) == (3, 3, 1)
     half = T975_2 * 0.1 / math.sqrt(3)
-    assert g["grpo"]["metrics"]["reward/mean"] == {"mean": pytest.approx(0.3), "lo": pytest.approx(0.3 - half),
-                                                    "hi": pytest.approx(0.3 + half), "n": 3}
+    m = g["grpo"]["metrics"]["reward/mean"]
+    assert {k: m[k] for k in ("mean", "lo", "hi", "n")} == {"mean": pytest.approx(0.3), "lo": pytest.approx(0.3 - half),
+                                                             "hi": pytest.approx(0.3 + half), "n": 3}
+    # beside it the IQM (n = 3: nothing trimmed, the mean) with its bootstrap interval; a resample
+    # of three runs is all 0.2 with probability 1/27 > 2.5 %, so the interval's ends are the runs'
+    assert (m["iqm"], m["iqm_lo"], m["iqm_hi"], m["iqm_method"]) == (
+        pytest.approx(0.3), pytest.approx(0.2), pytest.approx(0.4), "bootstrap")
     assert g["clip_cov"]["metrics"]["reward/mean"]["mean"] == pytest.approx(1.9 / 3)
     vs = g["clip_cov"]["vs_baseline"]["reward/mean"]
     ref = stats.ttest_ind([0.5, 0.6, 0.8], [0.2, 0.3, 0.4], equal_var=False).pvalue

@@ -5,8 +5,10 @@ difference real across seeds? Each run is reduced to one number per metric (a "f
 the mean of its last k logged values); a group's seeds then give a mean with a 95 % Student-t
 interval. Against the baseline group: difference of means with the Welch–Satterthwaite interval,
 Welch's t-test (scipy._stats().ttest_ind, equal_var=False), Holm's step-down correction across the
-groups compared on the same metric, and Hedges' g. The ceiling b - a comes from `fitlaw.fit_law`
-(spec §1.2), t_dom from spec §7.5, pass@k keys from spec §6.
+groups compared on the same metric, and Hedges' g. Beside them, rliable's estimators
+(analysis/robust.py): the IQM with a bootstrap interval, the IQM difference with a stratified
+bootstrap interval and the probability of improvement; every interval clipped to the metric's
+natural range. The per-run numbers are analysis/perrun.py's.
 
 Pure functions on rows already read from the run store (I/O lives in commands/compare.py):
 numpy and scipy only, never torch.
@@ -18,16 +20,19 @@ import json
 import math
 import warnings
 from collections import Counter
-from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from entropyctl.errors import BadInput
+from entropyctl.analysis import robust
 from entropyctl.analysis.fitlaw import fit_law
-from entropyctl.analysis.runs import law_pairs
-from entropyctl.runstore.glossary import PER_RESPONSE_ENTROPY_KEY
-from entropyctl.runstore.store import json_safe, series
+from entropyctl.analysis.perrun import (  # noqa: F401  (re-exported: compare's per-run numbers)
+    COMPLETE, DOM_Q, IMPORTED, METRICS, PASS_PREFIX, SHARE_PREFIX, Metric, RunInput, Rows, ceilings,
+    format_shares, half_life, last_k_mean, law_points, pass_keys, reward_auc, run_summary, t_dom, winner,
+)
+from entropyctl.analysis.stats import clip_pair, curve_band
+from entropyctl.runstore.store import json_safe
 
 
 def _stats():
@@ -39,146 +44,13 @@ def _stats():
 
 
 LEVEL = 0.95  # every interval compare reports
-DOM_Q = 0.9  # t_dom threshold: one format's share >= 90 % (spec §7.5 t_dom(q))
 DEFAULT_BASELINE = "grpo"
-COMPLETE = "finished"
-SHARE_PREFIX = "format/share/"
 ZERO_SPREAD = 1e-12  # relative standard error below which seeds count as identical
-PASS_PREFIX = "eval/pass@"
+FORMAT_ACC_PREFIX = "format/acc/"
 
 
 class CompareError(BadInput):
     """Input compare cannot work with, phrased for the user in one line."""
-
-
-@dataclass
-class RunInput:
-    """One run as compare sees it: identity, its group and its metrics rows."""
-
-    id: str
-    group: str
-    status: str
-    seed: Any
-    rows: list[dict[str, Any]]
-    path: str
-    error: str | None  # run.json's one-line reason for a failed/diverged run
-
-
-@dataclass(frozen=True)
-class Metric:
-    key: str
-    label: str
-    doc: str
-
-
-# Row order of every table. "final" = mean of the last k logged values of that key.
-METRICS: tuple[Metric, ...] = (
-    Metric("reward/mean", "reward", "final mean rollout reward"),
-    Metric("eval/acc", "val acc", "final validation accuracy (sampled)"),
-    Metric("eval/greedy_acc", "greedy acc", "final validation accuracy (greedy)"),
-    Metric("entropy/tokmean", "H tok-mean", "final token-pooled entropy (nats)"),
-    Metric("entropy/seqmean", "H seq-mean", "final per-response mean token entropy (nats)"),
-    Metric("entropy/seqsum", "H per-resp", "final per-response entropy, summed over tokens (nats)"),
-    Metric("entropy/first", "H first", "final entropy at the first completion position (nats)"),
-    Metric("half_life", "H half-life", "rounds until per-response entropy first falls to half its first value"),
-    Metric("reward_auc", "reward AUC", "area under the reward curve per round spanned (= time-averaged reward)"),
-    Metric("ceiling", "ceiling b-a", "per-run fitted ceiling b - a of R = -a exp(H) + b (eval/acc vs entropy/seqmean)"),
-    Metric("format/top_share", "top format", "final share of the most common answer format"),
-    Metric("t_dom", "t_dom(90%)", "first round where one format's share >= 90 %"),
-    Metric("kl/base_k3", "KL to base", "final k3 KL(policy || base) per token"),
-)
-
-
-# ----------------------------------------------------------------------------- per run
-
-
-def last_k_mean(rows: list[dict[str, Any]], key: str, k: int) -> float:
-    """Mean of the last k finite values of `key` (eval keys are sparser than rounds)."""
-    _, ys = series(rows, key)
-    return float(np.mean(ys[-k:])) if ys else math.nan
-
-
-def half_life(rounds: Sequence[float], H: Sequence[float]) -> float:
-    """Rounds from the first logged value until H first drops to half of it; NaN if never.
-
-    Integer rounds, no interpolation: the answer is a round a reader can look up in the log.
-    """
-    if len(H) == 0 or not H[0] > 0:
-        return math.nan
-    for r, h in zip(rounds, H):
-        if h <= H[0] / 2:
-            return float(r - rounds[0])
-    return math.nan
-
-
-def reward_auc(rounds: Sequence[float], R: Sequence[float]) -> float:
-    """Trapezoid area under R(round) divided by the rounds spanned, so runs of different
-    lengths compare on the reward scale; a single point is its own value."""
-    if len(R) == 0:
-        return math.nan
-    if len(R) == 1:
-        return float(R[0])
-    x, y = np.asarray(rounds, dtype=np.float64), np.asarray(R, dtype=np.float64)
-    span = x[-1] - x[0]
-    if span <= 0:
-        return math.nan
-    return float(np.sum((y[1:] + y[:-1]) * np.diff(x)) / 2 / span)
-
-
-def format_shares(rows: list[dict[str, Any]]) -> list[str]:
-    """The format names logged as `format/share/<name>`, in order of first appearance."""
-    names: dict[str, None] = {}
-    for row in rows:
-        for key in row:
-            if key.startswith(SHARE_PREFIX):
-                names.setdefault(key.removeprefix(SHARE_PREFIX))
-    return list(names)
-
-
-def t_dom(rows: list[dict[str, Any]], q: float) -> float:
-    """First round at which one format's share is >= q (spec §7.5); NaN if it never is."""
-    for row in rows:
-        shares = [v for k, v in row.items() if k.startswith(SHARE_PREFIX) and _is_num(v)]
-        if shares and max(shares) >= q:
-            return float(row.get("round", math.nan))
-    return math.nan
-
-
-def winner(rows: list[dict[str, Any]], k: int) -> str | None:
-    """The format with the largest final (last-k mean) share, or None if none is logged."""
-    finals = {n: last_k_mean(rows, SHARE_PREFIX + n, k) for n in format_shares(rows)}
-    finals = {n: v for n, v in finals.items() if math.isfinite(v)}
-    return max(finals, key=finals.get) if finals else None
-
-
-def law_points(rows: list[dict[str, Any]]) -> tuple[list[float], list[float]]:
-    """(H, R) pairs for the law, as fit-law pairs them (analysis/runs.py `law_pairs`: eval/acc of
-    round r with the entropy of the policy that produced it, logged in round r + 1)."""
-    H, R = law_pairs(rows)
-    return [float(h) for h in H], [float(r) for r in R]
-
-
-def run_summary(rows: list[dict[str, Any]], k: int, pass_keys: Iterable[str]) -> dict[str, float]:
-    """One number per metric for one run (NaN where the run did not log what it needs)."""
-    out = {m.key: last_k_mean(rows, m.key, k) for m in METRICS if "/" in m.key}
-    if not math.isfinite(out["format/top_share"]):
-        # older runs log only per-format shares: the top share is their max
-        finals = [last_k_mean(rows, SHARE_PREFIX + n, k) for n in format_shares(rows)]
-        out["format/top_share"] = max(finals) if finals else math.nan
-    out["half_life"] = half_life(*series(rows, PER_RESPONSE_ENTROPY_KEY))
-    out["reward_auc"] = reward_auc(*series(rows, "reward/mean"))
-    fit = fit_law(*law_points(rows))
-    out["ceiling"] = fit.ceiling if fit.ok else math.nan
-    out["t_dom"] = t_dom(rows, DOM_Q)
-    for key in pass_keys:
-        out[key] = last_k_mean(rows, key, k)
-    return out
-
-
-def pass_keys(runs: Iterable[RunInput]) -> list[str]:
-    """`eval/pass@<k>` keys logged by any run, sorted by k."""
-    found = {key for r in runs for row in r.rows for key in row if key.startswith(PASS_PREFIX)}
-    return sorted(found, key=lambda s: (_int_or(s.removeprefix(PASS_PREFIX)), s))
 
 
 # ----------------------------------------------------------------------------- across seeds
@@ -253,19 +125,24 @@ def holm(pvalues: Sequence[float]) -> list[float]:
     return adjusted
 
 
-def band(curves: list[tuple[list[float], list[float]]], level: float):
-    """Per-round mean and t-interval over runs' (rounds, values) curves, aligned by round.
-
-    Returns (rounds, mean, lo, hi) as arrays; lo/hi are NaN where fewer than two runs logged.
-    """
-    by_round: dict[float, list[float]] = {}
-    for xs, ys in curves:
-        for x, y in zip(xs, ys):
-            by_round.setdefault(x, []).append(y)
-    rounds = sorted(by_round)
-    cis = [mean_ci(by_round[r], level) for r in rounds]
-    return (np.asarray(rounds, dtype=np.float64), *(np.asarray([c[k] for c in cis], dtype=np.float64)
-                                                      for k in ("mean", "lo", "hi")))
+def band(curves: list[tuple[Sequence[float], Sequence[float]]], level: float = LEVEL, n_boot: int | None = None):
+    """Per-round mean and band over runs' (rounds, values) curves, aligned by round: the
+    bootstrap interval of the mean where >= 3 runs logged the round, the min-max where 2 did,
+    none where 1 did (stats.curve_band; n_boot=0: the mean alone, lo = hi = NaN). Returns
+    (rounds, mean, lo, hi, n) as arrays."""
+    curves = [(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)) for x, y in curves]
+    if not curves:
+        return (np.zeros(0),) * 5
+    rounds, inv = np.unique(np.concatenate([x for x, _ in curves]), return_inverse=True)
+    M = np.full((len(curves), rounds.size), np.nan)
+    rows = np.repeat(np.arange(len(curves)), [x.size for x, _ in curves])
+    M[rows, inv] = np.concatenate([y for _, y in curves])  # a repeated round: the last value
+    if n_boot == 0:
+        n = np.isfinite(M).sum(axis=0)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.where(np.isfinite(M), M, 0.0).sum(axis=0) / n
+        return rounds, mean, np.full_like(mean, np.nan), np.full_like(mean, np.nan), n
+    return (rounds, *curve_band(M, level, seed=robust.SEED))
 
 
 # ----------------------------------------------------------------------------- the comparison
@@ -275,7 +152,7 @@ def is_included(run: RunInput, include_incomplete: bool) -> tuple[bool, str | No
     """Whether a run enters the statistics, and if not, why."""
     if not run.rows:
         return False, "no rounds logged"
-    if run.status != COMPLETE and not include_incomplete:
+    if run.status not in (COMPLETE, IMPORTED) and not include_incomplete:
         return False, f"status {run.status}"
     return True, None
 
@@ -290,13 +167,20 @@ def resolve_baseline(groups: list[str], baseline: str | None) -> str | None:
 
 
 def compare_runs(runs: list[RunInput], *, baseline: str | None, last_k: int,
-                 include_incomplete: bool, by: str | None) -> dict[str, Any]:
+                 include_incomplete: bool, by: str | None, stat: str | None = None) -> dict[str, Any]:
     """The compare.json object: groups with metric intervals and tests vs the baseline, runs.
 
-    Non-finite numbers are None, as in the JSON. Raises CompareError when nothing can be compared.
+    Per metric and group: mean with its Student-t interval (`mean`, `lo`, `hi`) and the IQM with
+    its bootstrap interval (`iqm`, `iqm_lo`, `iqm_hi`, `iqm_method`); against the baseline Welch
+    (`diff`, `lo`, `hi`, `p`, `p_holm`, `g`) beside the IQM difference (`iqm_diff`, ...) and the
+    probability of improvement (`poi`). `stat` (welch|bootstrap, None = by the smallest group)
+    says which the tables show first. Non-finite numbers are None, as in the JSON. Raises
+    CompareError when nothing can be compared.
     """
     if last_k < 1:
         raise CompareError(f"--last-k must be at least 1 (got {last_k})")
+    if stat is not None and stat not in robust.STATS:
+        raise CompareError(f"--stat {stat}: expected one of {', '.join(robust.STATS)}")
     if not runs:
         raise CompareError("no runs to compare")
     verdicts = [is_included(r, include_incomplete) for r in runs]
@@ -310,14 +194,24 @@ def compare_runs(runs: list[RunInput], *, baseline: str | None, last_k: int,
     names = ([base] if base else []) + [n for n in names if n != base]
     pkeys = pass_keys(kept)
     metrics = [m.key for m in METRICS] + pkeys
-    summaries = {id(r): run_summary(r.rows, last_k, pkeys) for r in kept}
-    values = {g: {k: [summaries[id(r)][k] for r in kept if r.group == g] for k in metrics} for g in names}
+    points = [law_points(r) for r in kept]
+    ceiling = ceilings(points)
+    summaries = {}
+    for i, r in enumerate(kept):
+        summaries[id(r)] = {**run_summary(r.cols, last_k, pkeys, fit=False), "ceiling": float(ceiling[i])}
+    members_of = {g: [r for r in kept if r.group == g] for g in names}
+    values = {g: {k: [summaries[id(r)][k] for r in members_of[g]] for k in metrics} for g in names}
+    used, why = robust.choose_stat(stat, [len(members_of[g]) for g in names if members_of[g]])
+    boot = robust.Resampler()
+    gi = {g: i for i, g in enumerate(names)}
+    bounds = {k: robust.range_for(k, *(values[g][k] for g in names)) for k in metrics}
+    point_of = {id(r): p for r, p in zip(kept, points)}
 
     groups = []
     for g in names:
-        members = [r for r in kept if r.group == g]
-        wins = Counter(w for w in (winner(r.rows, last_k) for r in members) if w)
-        pooled = [law_points(r.rows) for r in members]
+        members = members_of[g]
+        wins = Counter(w for w in (winner(r.cols, last_k) for r in members) if w)
+        pooled = [point_of[id(r)] for r in members]
         law = fit_law(np.concatenate([p[0] for p in pooled] or [[]]),
                       np.concatenate([p[1] for p in pooled] or [[]]), level=LEVEL)
         groups.append({
@@ -325,7 +219,7 @@ def compare_runs(runs: list[RunInput], *, baseline: str | None, last_k: int,
             "n": len(members),
             "baseline": g == base,
             "seeds": [r.seed for r in members],
-            "metrics": {k: mean_ci(values[g][k], LEVEL) for k in metrics},
+            "metrics": {k: _group_metric(values[g][k], boot, gi[g], bounds[k]) for k in metrics},
             "vs_baseline": {},
             "winner": {"format": wins.most_common(1)[0][0], "runs": wins.most_common(1)[0][1]} if wins else None,
             "law": {k: law.to_dict()[k] for k in ("n", "a", "b", "ceiling", "ceiling_ci", "r2", "error")},
@@ -335,19 +229,39 @@ def compare_runs(runs: list[RunInput], *, baseline: str | None, last_k: int,
         for k in metrics:
             tests = [welch(values[gr["name"]][k], values[base][k], LEVEL) for gr in others]
             for gr, t, p_holm in zip(others, tests, holm([t["p"] for t in tests])):
-                gr["vs_baseline"][k] = {**t, "p_holm": p_holm}
+                t["lo"], t["hi"] = _clip_diff(t["lo"], t["hi"], bounds[k])
+                rob = robust.iqm_diff(values[gr["name"]][k], values[base][k], boot, gi[gr["name"]], gi[base], bounds[k])
+                gr["vs_baseline"][k] = {**t, "p_holm": p_holm, **rob}
 
     run_rows = []
+    fmts = sorted({k for r in kept for k in r.cols if k.startswith(FORMAT_ACC_PREFIX)})
+    format_acc = {"formats": [k.removeprefix(FORMAT_ACC_PREFIX) for k in fmts], "groups": {
+        g: {k.removeprefix(FORMAT_ACC_PREFIX): _group_metric([last_k_mean(r.cols, k, last_k) for r in members_of[g]],
+                                                            boot, gi[g], robust.UNIT) for k in fmts} for g in names}}
     for r, (ok, reason) in zip(runs, verdicts):
         run_rows.append({"id": r.id, "group": r.group, "status": r.status, "seed": r.seed,
                          "included": ok, "excluded_because": reason, "rounds": len(r.rows),
-                         "error": r.error, "path": r.path})
+                         "error": r.error, "path": r.path, "source": r.source})
     notes = []
     if base is None:
         notes.append(f"no baseline group ({DEFAULT_BASELINE!r} absent): pass --baseline NAME for tests")
     return json_safe({"by": by or "intervention", "baseline": base, "last_k": last_k, "level": LEVEL,
-                  "include_incomplete": include_incomplete, "metrics": metrics,
-                  "groups": groups, "runs": run_rows, "notes": notes})
+                      "include_incomplete": include_incomplete, "stat": used, "stat_reason": why,
+                      "n_boot": boot.n_boot, "ranges": {k: list(b) for k, b in bounds.items() if b},
+                      "metrics": metrics, "groups": groups, "format_acc": format_acc, "runs": run_rows,
+                      "notes": notes})
+
+
+def _group_metric(x: list[float], boot: robust.Resampler, group: int, bounds: tuple[float, float] | None) -> dict:
+    """The Student-t summary (clipped) and the IQM with its bootstrap interval, side by side."""
+    t = mean_ci(x, LEVEL)
+    t["lo"], t["hi"] = _clip_diff(t["lo"], t["hi"], bounds, diff=False)
+    r = robust.group_iqm(x, boot, group, bounds)
+    return {**t, "iqm": r["iqm"], "iqm_lo": r["lo"], "iqm_hi": r["hi"], "iqm_method": r["method"]}
+
+
+def _clip_diff(lo: float, hi: float, bounds: tuple[float, float] | None, diff: bool = True) -> tuple[float, float]:
+    return clip_pair(lo, hi, robust.diff_range(bounds) if diff else bounds)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -356,10 +270,3 @@ def compare_runs(runs: list[RunInput], *, baseline: str | None, last_k: int,
 def to_json(result: dict[str, Any]) -> str:
     return json.dumps(result, indent=2, allow_nan=False) + "\n"
 
-
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _int_or(s: str) -> int:
-    return int(s) if s.isdigit() else 1 << 30

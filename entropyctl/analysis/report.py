@@ -12,35 +12,17 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 import re
 from typing import Any
 
-import numpy as np
-
-from entropyctl.analysis.compare import (
-    DOM_Q, LEVEL, METRICS, PASS_PREFIX, SHARE_PREFIX, RunInput, band, format_shares, law_points, to_json,
+from entropyctl.analysis.compare import METRICS, PASS_PREFIX, RunInput, to_json
+from entropyctl.analysis.report_extra import (
+    baseline_intro, format_acc_table, groups_intro, how_to_read, samples_table,
 )
-from entropyctl.analysis.verdict import CKA_PREFIX, INTRO as NARROWING_INTRO, narrowing_table
-from entropyctl.runstore.glossary import DEFAULT_ENTROPY_KEY, PER_RESPONSE_ENTROPY_KEY
-from entropyctl.runstore.store import series
+from entropyctl.analysis.report_plots import PLOTS, law_text, visible
+from entropyctl.analysis.verdict import INTRO as NARROWING_INTRO, narrowing_table
 
-# file name -> (title, what the reader should look at)
-PLOTS: dict[str, tuple[str, str]] = {
-    "entropy.png": ("Entropy vs round", "entropy/seqmean per group: mean line, band = 95 % interval across seeds"),
-    "reward.png": ("Reward vs round", "reward/mean per group: mean line, band = 95 % interval across seeds"),
-    "law.png": ("R vs H with each group's fitted law",
-                "eval/acc against entropy/seqmean, one point per logged round; line = R = -a exp(H) + b "
-                "fitted on the group's pooled points, dashed down to H = 0 where it reaches the ceiling b - a"),
-    "formats.png": ("Format shares over rounds", "mean share of each answer format per group"),
-    "collapse.png": ("Entropy collapse or format convergence?",
-                     "left: per-response entropy (entropy/seqsum); right: entropy of the format distribution "
-                     "(format/entropy); third: CKA of the deepest probed layer to the base (repr/cka/layer<i>). "
-                     "Left falls, middle stays: the policy lost spread inside its formats "
-                     "(entropy collapse). Middle falls to 0: it committed to one format (convergence); CKA "
-                     "falling says the representation moved with it. Both: both."),
-}
 ROUND_KEYS = {"half_life", "t_dom"}
 LABELS = {m.key: m.label for m in METRICS}
 DOCS = {m.key: m.doc for m in METRICS}
@@ -74,30 +56,58 @@ def p_text(p: float | None, eq: bool = False) -> str:
     return "<0.001" if p < 1e-3 else f"{'=' if eq else ''}{p:.3f}"
 
 
-def stat_cell(s: dict[str, Any], key: str, group_n: int, long: bool) -> str:
-    """`0.512 ±0.031` (terminal) or `0.512 [0.481, 0.543]` (reports); `(n=2)` if seeds are missing."""
+def _interval(lo: float | None, hi: float | None, key: str, signed: bool = False) -> str:
+    return f" [{num(lo, key, signed)}, {num(hi, key, signed)}]" if lo is not None and hi is not None else ""
+
+
+def _symmetric(c: float, lo: float, hi: float) -> bool:
+    return abs((hi - c) - (c - lo)) <= 1e-9 * max(1.0, abs(c), abs(hi - lo))
+
+
+def stat_cell(s: dict[str, Any], key: str, group_n: int, long: bool, stat: str = "welch") -> str:
+    """welch: `0.512 ±0.031` (terminal; [lo, hi] when clipping made it lopsided) or
+    `0.512 [0.481, 0.543]` (reports). bootstrap: the IQM with its interval, `(min–max)` when it
+    is the runs' range (n = 2). `(n=2)` if seeds are missing."""
     if s["mean"] is None:
         return "not reached" if key in ROUND_KEYS else "—"
-    text = num(s["mean"], key)
-    if s["lo"] is not None:
-        text += f" [{num(s['lo'], key)}, {num(s['hi'], key)}]" if long else f" ±{num((s['hi'] - s['lo']) / 2, key)}"
+    if stat == "bootstrap" and s.get("iqm") is not None:
+        text = num(s["iqm"], key) + _interval(s.get("iqm_lo"), s.get("iqm_hi"), key)
+        text += " (min–max)" if s.get("iqm_method") == "min-max" else ""
+    else:
+        text = num(s["mean"], key)
+        if s["lo"] is not None:
+            short = not long and _symmetric(s["mean"], s["lo"], s["hi"])
+            text += f" ±{num((s['hi'] - s['lo']) / 2, key)}" if short else _interval(s["lo"], s["hi"], key)
     return text + (f" (n={s['n']})" if s["n"] != group_n else "")
 
 
-def diff_cell(d: dict[str, Any] | None, key: str, long: bool) -> str:
-    """Difference vs baseline with its interval, Holm-adjusted p and Hedges' g (or why no test)."""
+def _poi(d: dict[str, Any]) -> str:
+    return f"PoI={d['poi']:.2f}" if d.get("poi") is not None else ""
+
+
+def diff_cell(d: dict[str, Any] | None, key: str, long: bool, stat: str = "welch") -> str:
+    """Difference vs baseline with its interval, probability of improvement and Welch's
+    Holm-adjusted p (or why no test). welch leads with the difference of means and its Welch
+    interval (+ Hedges' g), bootstrap with the IQM difference and its stratified bootstrap interval."""
     if not d or d["diff"] is None:
         return "not reached" if key in ROUND_KEYS and d and d["n_baseline"] + d["n"] else "—"
+    note = d.get("note") or ""
+    if stat == "bootstrap" and d.get("iqm_diff") is not None:
+        text = num(d["iqm_diff"], key, signed=True) + _interval(d.get("iqm_lo"), d.get("iqm_hi"), key, True)
+        text += " (min–max)" if d.get("iqm_method") == "min-max" else ""
+        welch = (f"Welch p{p_text(d['p'], eq=True)}, Holm p{p_text(d['p_holm'], eq=True)}" if long
+                 else f"p_holm{p_text(d['p_holm'], eq=True)}") if d["p"] is not None else f"{note.split(':')[0]}: no test"
+        return f"{text}, {_poi(d)}, {welch}" if long else f"{text}\n{_poi(d)}, {welch}"
     text = num(d["diff"], key, signed=True)
     if d["lo"] is not None and d["p"] is not None:
-        text += (f" [{num(d['lo'], key, True)}, {num(d['hi'], key, True)}]" if long
-                 else f" ±{num((d['hi'] - d['lo']) / 2, key)}")
+        short = not long and _symmetric(d["diff"], d["lo"], d["hi"])
+        text += f" ±{num((d['hi'] - d['lo']) / 2, key)}" if short else _interval(d["lo"], d["hi"], key, True)
+    poi = f", {_poi(d)}" if _poi(d) else ""
     if d["p"] is None:
-        note = d.get("note") or ""
-        return (f"{text} ({note})" if long else f"{text}\n{note.split(':')[0]}: no test") if note else text
+        return (f"{text} ({note}){poi}" if long else f"{text}\n{note.split(':')[0]}: no test") if note else text
     g = f", g={d['g']:+.2f}" if d.get("g") is not None else ""
     if long:
-        return f"{text}, p{p_text(d['p'], eq=True)}, Holm p{p_text(d['p_holm'], eq=True)}{g}"
+        return f"{text}, p{p_text(d['p'], eq=True)}, Holm p{p_text(d['p_holm'], eq=True)}{g}{poi}"
     return f"{text}\np_holm{p_text(d['p_holm'], eq=True)}{g}"
 
 
@@ -109,9 +119,9 @@ def group_header(g: dict[str, Any]) -> str:
 
 
 def metric_table(result: dict[str, Any], long: bool) -> tuple[list[str], list[list[str]]]:
-    groups = result["groups"]
+    groups, stat = result["groups"], result.get("stat", "welch")
     head = ["metric"] + [group_header(g) for g in groups]
-    rows = [[label(k)] + [stat_cell(g["metrics"][k], k, g["n"], long) for g in groups]
+    rows = [[label(k)] + [stat_cell(g["metrics"][k], k, g["n"], long, stat) for g in groups]
             for k in shown_metrics(result)]
     return head, rows
 
@@ -121,30 +131,40 @@ def baseline_table(result: dict[str, Any], long: bool) -> tuple[list[str], list[
     if not result["baseline"] or not others:
         return None
     head = ["metric"] + [f"{g['name']} − {result['baseline']}" for g in others]
-    rows = [[label(k)] + [diff_cell(g["vs_baseline"].get(k), k, long) for g in others]
+    stat = result.get("stat", "welch")
+    rows = [[label(k)] + [diff_cell(g["vs_baseline"].get(k), k, long, stat) for g in others]
             for k in shown_metrics(result)]
     return head, rows
 
 
 def law_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    head = ["group", "points", "a", "b", "ceiling b−a [95 % CI]", "R²", "winning format (runs)"]
+    head = ["group", "points", "law", "a", "b", "ceiling b−a [95 % CI]", "R²", "winning format (runs)"]
     rows = []
     for g in result["groups"]:
         law, w = g["law"], g["winner"]
         ci = law["ceiling_ci"] if law["ceiling_ci"] else [None, None]
         ceiling = (f"{num(law['ceiling'])} [{num(ci[0])}, {num(ci[1])}]" if law["error"] is None
                    else f"no fit: {law['error']}")
-        rows.append([g["name"], str(law["n"]), num(law["a"]), num(law["b"]), ceiling, num(law["r2"]),
+        eq = law_text(law["a"], law["b"]) if law["error"] is None else "—"
+        rows.append([g["name"], str(law["n"]), eq, num(law["a"]), num(law["b"]), ceiling, num(law["r2"]),
                      f"{w['format']} ({w['runs']}/{g['n']})" if w else "—"])
     return head, rows
 
 
-def runs_table(result: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    head = ["run", "group", "status", "seed", "rounds", "in statistics"]
+def runs_table(result: dict[str, Any], source: bool = False) -> tuple[list[str], list[list[str]]]:
+    """Every run; with `source` also where it came from (format and path, provenance)."""
+    head = ["run", "group", "status", "seed", "rounds", "in statistics"] + (["from"] if source else [])
     rows = [[r["id"], r["group"], r["status"], str(r["seed"]), str(r["rounds"]),
              "yes" if r["included"] else f"no: {r['excluded_because']}" + (f" ({r['error']})" if r["error"] else "")]
-            for r in result["runs"]]
+            + ([source_text(r)] if source else []) for r in result["runs"]]
     return head, rows
+
+
+def source_text(run: dict[str, Any]) -> str:
+    """`TRL trainer_state.json: logs/a/trainer_state.json (entropy/seqmean ← entropy, ...)`."""
+    src = run.get("source") or {}
+    keys = ", ".join(f"{ours} ← {theirs}" for ours, theirs in (src.get("keys") or {}).items())
+    return f"{src.get('format', 'entropyctl run')}: {src.get('path') or run['path']}" + (f" ({keys})" if keys else "")
 
 
 def shown_metrics(result: dict[str, Any]) -> list[str]:
@@ -152,148 +172,9 @@ def shown_metrics(result: dict[str, Any]) -> list[str]:
     return [k for k in result["metrics"] if any(g["metrics"][k]["n"] for g in result["groups"])]
 
 
-# ----------------------------------------------------------------------------- plots
-
-
-def render_plots(result: dict[str, Any], runs: list[RunInput]) -> dict[str, bytes]:
-    """Every plot in PLOTS as PNG bytes, from the runs that entered the statistics."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    kept = {(r["id"], r["path"]) for r in result["runs"] if r["included"]}
-    names = [g["name"] for g in result["groups"]]
-    by_group = {n: [r for r in runs if r.group == n and (r.id, r.path) in kept] for n in names}
-    colors = {n: f"C{i % 10}" for i, n in enumerate(names)}
-    laws = {g["name"]: g["law"] for g in result["groups"]}
-    ncols = max(1, min(3, len(names)))
-    figures = {
-        "entropy.png": Figure(figsize=(6.4, 4)), "reward.png": Figure(figsize=(6.4, 4)),
-        "law.png": Figure(figsize=(6.4, 4)), "collapse.png": Figure(figsize=(15, 4)),
-        "formats.png": Figure(figsize=(4 * ncols, 3.2 * max(1, math.ceil(len(names) / ncols)))),
-    }
-    _curves(figures["entropy.png"].subplots(), by_group, colors, DEFAULT_ENTROPY_KEY, "entropy/seqmean (nats)")
-    _curves(figures["reward.png"].subplots(), by_group, colors, "reward/mean", "reward/mean")
-    _law(figures["law.png"].subplots(), by_group, colors, laws)
-    _formats(figures["formats.png"], by_group, ncols)
-    _collapse(figures["collapse.png"], by_group, colors)
-    out = {}
-    for name, fig in figures.items():
-        fig.suptitle(PLOTS[name][0])
-        fig.tight_layout()
-        FigureCanvasAgg(fig)
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-        out[name] = buf.getvalue()
-    return out
-
-
-Groups = dict[str, list[RunInput]]
-
-
-def _curves(ax: Any, by_group: Groups, colors: dict[str, str], key: str, ylabel: str) -> None:
-    """Mean line and 95 % band across each group's seeds, rounds aligned."""
-    drawn = False
-    for n, members in by_group.items():
-        logged = [c for c in (series(r.rows, key) for r in members) if c[1]]
-        if not logged:
-            continue
-        x, mean, lo, hi = band(logged, LEVEL)
-        ax.plot(x, mean, color=colors[n], label=f"{_plain(n)} (n={len(logged)})")
-        ax.fill_between(x, lo, hi, color=colors[n], alpha=0.2, linewidth=0)
-        drawn = True
-    _finish(ax, "round", ylabel, drawn, key)
-
-
-def _law(ax: Any, by_group: Groups, colors: dict[str, str], laws: dict[str, Any]) -> None:
-    """Points (H, R) per group and its pooled law, dashed from the data down to H = 0."""
-    drawn = False
-    for n, members in by_group.items():
-        pts = [law_points(r.rows) for r in members]
-        H = [h for p in pts for h in p[0]]
-        R = [v for p in pts for v in p[1]]
-        if not H:
-            continue
-        ax.scatter(H, R, s=8, alpha=0.4, color=colors[n])
-        law = laws[n]
-        if law["error"] is None:
-            hs = np.linspace(min(H), max(H), 50)
-            ax.plot(hs, law["b"] - law["a"] * np.exp(hs), color=colors[n],
-                    label=f"{_plain(n)}: R = -{law['a']:.3g}·exp(H) + {law['b']:.3g}")
-            h0 = np.linspace(0.0, min(H), 20)
-            ax.plot(h0, law["b"] - law["a"] * np.exp(h0), color=colors[n], linestyle="--")
-        else:
-            ax.plot([], [], color=colors[n], label=f"{_plain(n)}: no fit")
-        drawn = True
-    _finish(ax, "H = entropy/seqmean (nats)", "R = eval/acc", drawn, "eval/acc and entropy/seqmean")
-
-
-def _formats(fig: Any, by_group: Groups, ncols: int) -> None:
-    """One panel per group: mean format shares stacked over rounds, dotted line at t_dom's q."""
-    axes = fig.subplots(max(1, math.ceil(len(by_group) / ncols)), ncols, squeeze=False).ravel()
-    all_fmts = list(dict.fromkeys(f for m in by_group.values() for r in m for f in format_shares(r.rows)))
-    fmt_color = {f: f"C{i % 10}" for i, f in enumerate(all_fmts)}  # one colour per format in every panel
-    for ax, (n, members) in zip(axes, by_group.items()):
-        layers = []
-        for f in dict.fromkeys(f for r in members for f in format_shares(r.rows)):
-            x, mean, _, _ = band([c for c in (series(r.rows, SHARE_PREFIX + f) for r in members) if c[1]], LEVEL)
-            layers.append((f, x, mean))
-        if layers:
-            x = layers[0][1]
-            ys = [np.interp(x, lx, ly) for _, lx, ly in layers]  # align formats logged on different rounds
-            ax.stackplot(x, *ys, labels=[_plain(f) for f, _, _ in layers],
-                         colors=[fmt_color[f] for f, _, _ in layers], alpha=0.85)
-            ax.axhline(DOM_Q, color="k", linewidth=0.6, linestyle=":")
-            ax.set_ylim(0, 1)
-        _finish(ax, "round", "share", bool(layers), "format/share/*")
-        ax.set_title(_plain(n), fontsize=10)
-    for ax in axes[len(by_group):]:
-        ax.set_visible(False)
-
-
-def _collapse(fig: Any, by_group: Groups, colors: dict[str, str]) -> None:
-    """Per-response entropy next to format entropy: lost spread, committed to a format, or both."""
-    left, right, third = fig.subplots(1, 3, sharex=True)
-    _curves(left, by_group, colors, PER_RESPONSE_ENTROPY_KEY, "per-response entropy (nats)")
-    left.set_title("policy spread: entropy/seqsum", fontsize=10)
-    _curves(right, by_group, colors, "format/entropy", "format entropy (nats)")
-    right.set_title("format choice: format/entropy", fontsize=10)
-    n_fmt = max((len(format_shares(r.rows)) for m in by_group.values() for r in m), default=0)
-    if n_fmt > 1:
-        right.axhline(math.log(n_fmt), color="grey", linestyle="--", linewidth=0.8)
-        right.annotate(f"uniform over {n_fmt} formats", (0.02, math.log(n_fmt)),
-                       xycoords=("axes fraction", "data"), fontsize=8, va="bottom", color="grey")
-    layers = [int(k.removeprefix(CKA_PREFIX)) for m in by_group.values() for r in m for row in r.rows
-              for k in row if k.startswith(CKA_PREFIX) and k.removeprefix(CKA_PREFIX).isdigit()]
-    key = f"{CKA_PREFIX}{max(layers)}" if layers else f"{CKA_PREFIX}<i>"
-    _curves(third, by_group, colors, key, "CKA to the base")
-    third.set_title(f"representation: {key}", fontsize=10)
-
-
-def _plain(text: str) -> str:
-    """A run text as a literal matplotlib label: no mathtext ($), not hidden by a leading _."""
-    text = visible(text).replace("$", r"\$")
-    return " " + text if text.startswith("_") else text
-
-
-def _finish(ax: Any, xlabel: str, ylabel: str, drawn: bool, what: str) -> None:
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if drawn:
-        ax.legend(fontsize=7)
-    else:
-        ax.text(0.5, 0.5, f"{what}: not logged", ha="center", va="center", transform=ax.transAxes)
-
-
 # ----------------------------------------------------------------------------- markdown and html
 
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]|~])")  # inline syntax; cells and headings never start a line
-
-
-def visible(text: Any) -> str:
-    """Control characters (an escape byte in a run name) spelled out as \\xNN, never raw: a
-    report must not drive the terminal or the renderer that shows it."""
-    return "".join(c if c.isprintable() or c == "\n" else f"\\x{ord(c):02x}" if ord(c) < 256
-                   else f"\\u{ord(c):04x}" for c in str(text))
 
 
 def esc(text: Any) -> str:
@@ -315,27 +196,32 @@ def _md_table(head: list[str], rows: list[list[str]]) -> str:
 
 def _sections(result: dict[str, Any]) -> list[tuple[str, str, tuple[list[str], list[list[str]]] | None]]:
     """(title, intro, table) in report order; the same content for markdown and HTML."""
-    k = result["last_k"]
     base = result["baseline"]
-    out = [(f"Groups by {result['by']}",
-            f"Mean across seeds with its {LEVEL:.0%} t-interval; 'final' values are the mean of the last {k} "
-            "logged values of each run; (n=…) where fewer seeds logged the metric.",
-            metric_table(result, long=True))]
+    out: list[tuple[str, str, tuple[list[str], list[list[str]]] | None]] = [
+        ("How to read this", how_to_read(result), None),
+        (f"Groups by {result['by']}", groups_intro(result), metric_table(result, long=True))]
     table = baseline_table(result, long=True)
     if table:
-        out.append((f"Against the baseline {base}",
-                    "Difference of means with the Welch–Satterthwaite interval, Welch's t-test p, Holm-adjusted "
-                    "p across the groups on each metric, Hedges' g.", table))
+        out.append((f"Against the baseline {base}", baseline_intro(result), table))
     else:
         out.append(("Against the baseline", " ".join(result["notes"]) or "only one group: nothing to test.", None))
     table = narrowing_table(result, long=True)
     if table:
         out.append(("Collapse or convergence?", NARROWING_INTRO, table))
+    table = format_acc_table(result, num)
+    if table:
+        out.append(("Accuracy per answer format", "Final format/acc/<name> per group: the share of full-reward "
+                    "responses among the responses written in that format (— where a group never used it).", table))
     out.append(("Fitted law and formats",
-                "R = -a·exp(H) + b fitted on each group's pooled (entropy/seqmean, eval/acc) points "
-                "(the per-seed ceilings are in the table above).", law_table(result)))
-    out.append(("Runs", "Runs that are not finished are listed and left out of the statistics "
-                "unless --include-incomplete was given.", runs_table(result)))
+                "R = −a·exp(H) + b fitted on each group's pooled (entropy/seqmean, eval/acc) points, written with "
+                "the signs the fit has (the per-seed ceilings are in the table above).", law_table(result)))
+    table = samples_table(result)
+    if table:
+        out.append(("Sample completions", "A few completions of each group's last logged round (samples.jsonl), "
+                    "shown as text.", table))
+    out.append(("Runs", "Where each run came from, and whether it entered the statistics: runs that are not "
+                "finished are listed and left out unless --include-incomplete was given.",
+                runs_table(result, source=True)))
     return out
 
 
@@ -389,6 +275,8 @@ def render_html(result: dict[str, Any], plots: dict[str, bytes]) -> str:
 
 def build_report(result: dict[str, Any], runs: list[RunInput]) -> dict[str, bytes]:
     """{file name: content} for the output folder: plots, report.md, report.html, compare.json."""
+    from entropyctl.analysis.report_plots import render_plots
+
     plots = render_plots(result, runs)
     return {**plots,
             "report.md": render_markdown(result).encode(),

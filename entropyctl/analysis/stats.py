@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Sequence
 
 import numpy as np
@@ -34,7 +35,7 @@ def iqm(x: Sequence[float]) -> float:
 def probability_of_improvement(x: Sequence[float], y: Sequence[float]) -> float:
     """P(X > Y) for one run drawn from each group, ties counting one half (the Mann–Whitney
     U statistic over n·m): 0.5 = no difference, 1 = every run of x beats every run of y."""
-    a, b = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    a, b = _finite(x), _finite(y)  # a missing value is no evidence either way: left out
     if a.size == 0 or b.size == 0:
         return math.nan
     gt = (a[:, None] > b[None, :]).sum()
@@ -56,31 +57,63 @@ class Interval:
     method: str  # "bootstrap" | "min-max" (n < 3: too few seeds to resample meaningfully)
 
 
-def _resample(rng: np.random.Generator, a: np.ndarray, n_boot: int) -> np.ndarray:
-    """(n_boot, n) resamples of `a` with replacement."""
-    return a[rng.integers(0, a.size, size=(n_boot, a.size))]
+def _finite(x: Sequence[float]) -> np.ndarray:
+    a = np.asarray(x, dtype=np.float64).ravel()
+    return a[np.isfinite(a)]
 
 
-def _apply(stat: Callable[[np.ndarray], float], samples: np.ndarray) -> np.ndarray:
+def resample_counts(rng: np.random.Generator, n: int, n_boot: int) -> np.ndarray:
+    """(n_boot, n): how many times each of n runs is drawn in each resample with replacement
+    (the same draws as indexing with rng.integers(0, n, (n_boot, n)), kept as counts so that a
+    statistic of every resample is a matrix product, not a Python loop)."""
+    idx = rng.integers(0, n, size=(n_boot, n))
+    flat = (idx + n * np.arange(n_boot)[:, None]).ravel()
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.int32)
+
+
+def boot_stats(a: np.ndarray, counts: np.ndarray, stat: Callable = iqm) -> np.ndarray:
+    """stat of each resample given as counts (resample_counts), for the n values `a`.
+
+    mean: counts @ a / n. iqm: with `a` sorted, a resample is `a` with multiplicities c; its
+    trimmed mean keeps, of the n drawn values in sorted order, positions cut .. n - cut - 1,
+    so value i contributes the overlap of [C_i - c_i, C_i) (C = cumulative counts) with
+    [cut, n - cut). Equal to sorting each resample (tests check), at the cost of a cumsum.
+    """
+    n = a.size
     if stat is np.mean:
-        return samples.mean(axis=1)
-    return np.array([stat(s) for s in samples])
+        return counts @ a / n
+    if stat is iqm:
+        order = np.argsort(a, kind="stable")
+        c = counts[:, order]
+        upper = np.cumsum(c, axis=1, dtype=np.int32)
+        lower = np.subtract(upper, c, dtype=np.int32)
+        cut = int(0.25 * n)
+        np.minimum(upper, n - cut, out=upper)  # in place: at 1,000 runs these are the hot arrays
+        np.maximum(lower, cut, out=lower)
+        np.subtract(upper, lower, out=upper)
+        np.maximum(upper, 0, out=upper)
+        return upper @ (a[order] / (n - 2 * cut))
+    return np.array([stat(np.repeat(a, row)) for row in counts])  # any other statistic
+
+
+def percentile_interval(dist: np.ndarray, level: float = LEVEL) -> tuple[float, float]:
+    lo, hi = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
 
 
 def bootstrap_ci(x: Sequence[float], stat: Callable = iqm, level: float = LEVEL, n_boot: int = N_BOOT,
                  seed: int = 0, clip_to: tuple[float, float] | None = None) -> Interval:
     """Percentile bootstrap interval of `stat` over runs (seeded: the same inputs give the same
     interval). Fewer than 3 runs: the min–max of the runs, labelled so."""
-    a = np.asarray([v for v in x if math.isfinite(v)], dtype=np.float64)
+    a = _finite(x)
     if a.size == 0:
         return Interval(math.nan, math.nan, math.nan, "none")
     point = float(stat(a))
     if a.size < 3:
         lo, hi, method = float(a.min()), float(a.max()), "min-max"
     else:
-        boots = _apply(stat, _resample(np.random.default_rng(seed), a, n_boot))
-        lo, hi = np.quantile(boots, [(1 - level) / 2, (1 + level) / 2])
-        method = "bootstrap"
+        boots = boot_stats(a, resample_counts(np.random.default_rng(seed), a.size, n_boot), stat)
+        (lo, hi), method = percentile_interval(boots, level), "bootstrap"
     return _clip(Interval(point, float(lo), float(hi), method), clip_to)
 
 
@@ -88,21 +121,64 @@ def bootstrap_diff(x: Sequence[float], y: Sequence[float], stat: Callable = iqm,
                    n_boot: int = N_BOOT, seed: int = 0) -> Interval:
     """Interval of stat(x) - stat(y), resampling each group on its own (stratified by group, as
     rliable stratifies by task): the groups' seeds are independent runs."""
-    a = np.asarray([v for v in x if math.isfinite(v)], dtype=np.float64)
-    b = np.asarray([v for v in y if math.isfinite(v)], dtype=np.float64)
+    a, b = _finite(x), _finite(y)
     if a.size == 0 or b.size == 0:
         return Interval(math.nan, math.nan, math.nan, "none")
     point = float(stat(a) - stat(b))
     if min(a.size, b.size) < 3:
         return Interval(point, float(a.min() - b.max()), float(a.max() - b.min()), "min-max")
     rng = np.random.default_rng(seed)
-    d = _apply(stat, _resample(rng, a, n_boot)) - _apply(stat, _resample(rng, b, n_boot))
-    lo, hi = np.quantile(d, [(1 - level) / 2, (1 + level) / 2])
-    return Interval(point, float(lo), float(hi), "bootstrap")
+    d = (boot_stats(a, resample_counts(rng, a.size, n_boot), stat)
+         - boot_stats(b, resample_counts(rng, b.size, n_boot), stat))
+    lo, hi = percentile_interval(d, level)
+    return Interval(point, lo, hi, "bootstrap")
 
 
 def _clip(iv: Interval, bounds: tuple[float, float] | None) -> Interval:
     if bounds is None:
         return iv
-    lo, hi = bounds
-    return Interval(iv.point, max(iv.low, lo), min(iv.high, hi), iv.method)
+    return Interval(iv.point, *clip_pair(iv.low, iv.high, bounds), iv.method)
+
+
+def clip_pair(lo: float, hi: float, bounds: tuple[float, float] | None) -> tuple[float, float]:
+    """[lo, hi] intersected with a metric's natural range (NaN ends stay NaN)."""
+    if bounds is None:
+        return lo, hi
+    return (max(lo, bounds[0]) if math.isfinite(lo) else lo, min(hi, bounds[1]) if math.isfinite(hi) else hi)
+
+
+BAND_BOOT = 1000  # resamples for the bands on the curves (a drawing; the tables use N_BOOT)
+
+
+@lru_cache(maxsize=8)
+def _band_counts(n: int, n_boot: int, seed: int) -> np.ndarray:
+    """The resamples of n runs for every band of a report (the same for each curve of n runs)."""
+    counts = resample_counts(np.random.default_rng(seed), n, n_boot).astype(np.float64)
+    counts.flags.writeable = False
+    return counts
+
+
+def curve_band(values: np.ndarray, level: float = LEVEL, n_boot: int = BAND_BOOT,
+               seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per column of `values` (runs x rounds, NaN = not logged): the mean over runs and a band,
+    the percentile bootstrap interval of the mean where >= 3 runs logged the round, else the
+    min-max (no band for one run). One set of resamples for every round: counts @ values.
+    Returns (mean, lo, hi, n)."""
+    v = np.asarray(values, dtype=np.float64)
+    logged = np.isfinite(v)
+    n = logged.sum(axis=0)
+    filled = np.where(logged, v, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = filled.sum(axis=0) / n
+        lo = np.where(n >= 2, np.where(logged, v, np.inf).min(axis=0), np.nan)
+        hi = np.where(n >= 2, np.where(logged, v, -np.inf).max(axis=0), np.nan)
+        boot = n >= 3
+        if boot.any() and v.shape[0] >= 3:
+            counts = _band_counts(v.shape[0], n_boot, seed)
+            dist = (counts @ filled[:, boot]) / (counts @ logged[:, boot])
+            # a resample that drew no run logging the round has no mean: it counts as the mean
+            # (rare at n >= 3 logged; keeps the quantile one vectorised call, not one per round)
+            dist = np.where(np.isfinite(dist), dist, mean[boot])
+            q = np.quantile(dist, [(1 - level) / 2, (1 + level) / 2], axis=0)
+            lo[boot], hi[boot] = q[0], q[1]
+    return mean, lo, hi, n

@@ -27,8 +27,11 @@ from typing import Any
 
 import numpy as np
 
+from entropyctl.analysis import robust
 from entropyctl.analysis.compare import LEVEL, RunInput, holm, last_k_mean, mean_ci, welch
-from entropyctl.runstore.store import json_safe, series
+from entropyctl.analysis.columns import columns
+from entropyctl.analysis.stats import clip_pair
+from entropyctl.runstore.store import json_safe
 
 ALPHA = 0.05  # Holm-adjusted p below which a difference earns "kept" or "lost"
 PROBE_LAST = 2
@@ -52,7 +55,7 @@ def questions(runs: list[RunInput], baseline: str | None = None, last_k: int = 1
     """The questions these runs can answer: CKA at the deepest logged layer; pass@k at the
     largest logged k where the baseline has not saturated (final mean < SATURATED; on the lab
     pass@64 is 1 for every model), else the largest k."""
-    keys = {k for r in runs for row in r.rows for k in row}
+    keys = {k for r in runs for k in r.cols}
     qs = [Question("entropy_per_response", "policy entropy per response", "entropy/seqsum"),
           Question("entropy_first", "policy entropy at the first position", "entropy/first"),
           Question("format_diversity", "format diversity (format entropy)", "format/entropy")]
@@ -67,7 +70,7 @@ def questions(runs: list[RunInput], baseline: str | None = None, last_k: int = 1
         base_runs = [r for r in runs if r.group == baseline]
 
         def base_mean(k: int) -> float:
-            vals = [v for v in (final_value(r.rows, f"{PASS_PREFIX}{k}", last_k) for r in base_runs)
+            vals = [v for v in (final_value(r.cols, f"{PASS_PREFIX}{k}", last_k) for r in base_runs)
                     if math.isfinite(v)]
             return float(np.mean(vals)) if vals else math.nan
 
@@ -79,7 +82,7 @@ def questions(runs: list[RunInput], baseline: str | None = None, last_k: int = 1
     return qs
 
 
-def final_value(rows: list[dict[str, Any]], key: str, last_k: int) -> float:
+def final_value(rows: Any, key: str, last_k: int) -> float:
     k = PROBE_LAST if key.startswith(PROBE_PREFIXES) else last_k
     return last_k_mean(rows, key, k)
 
@@ -95,9 +98,11 @@ def label(test: dict[str, Any], alpha: float = ALPHA) -> str:
 def dH_prediction(rows: list[dict[str, Any]]) -> float:
     """Pearson r between cov/pred_dH of round r and entropy/tokmean[r+1] - entropy/tokmean[r]
     (consecutive logged rounds only); NaN with fewer than 3 pairs or no spread."""
-    pred = dict(zip(*series(rows, "cov/pred_dH")))
-    H = dict(zip(*series(rows, "entropy/tokmean")))
-    pairs = [(pred[r], H[r + 1] - H[r]) for r in pred if r in H and r + 1 in H]
+    cols = columns(rows)
+    px, py = cols.get_xy("cov/pred_dH")
+    hx, hy = cols.get_xy("entropy/tokmean")
+    H = dict(zip(hx.tolist(), hy.tolist()))
+    pairs = [(p, H[r + 1] - H[r]) for r, p in zip(px.tolist(), py.tolist()) if r in H and r + 1 in H]
     if len(pairs) < 3:
         return math.nan
     x, y = np.asarray(pairs, dtype=np.float64).T
@@ -115,19 +120,25 @@ def narrowing(result: dict[str, Any], runs: list[RunInput]) -> dict[str, Any]:
     base = result["baseline"]
     last_k = result["last_k"]
     qs = questions(kept, base, last_k)
-    values = {g: {q.key: [final_value(r.rows, q.key, last_k) for r in kept if r.group == g] for q in qs}
+    values = {g: {q.key: [final_value(r.cols, q.key, last_k) for r in kept if r.group == g] for q in qs}
               for g in names}
     out: dict[str, Any] = {}
     for g in names:
         members = [r for r in kept if r.group == g]
         out[g] = {"baseline": g == base, "answers": {},
-                  "cov_predicts_dH": mean_ci([dH_prediction(r.rows) for r in members], LEVEL)}
+                  "cov_predicts_dH": mean_ci([dH_prediction(r.cols) for r in members], LEVEL)}
     others = [g for g in names if g != base]
+    boot, gi = robust.Resampler(), {g: i for i, g in enumerate(names)}
     if base is not None:
         for q in qs:
             tests = [welch(values[g][q.key], values[base][q.key], LEVEL) for g in others]
+            # intervals clipped to the differences the metric's range allows (robust.RANGES)
+            bounds = robust.diff_range(robust.range_for(q.key, *(values[g][q.key] for g in names)))
             for g, t, p_holm in zip(others, tests, holm([t["p"] for t in tests])):
-                t = {**t, "p_holm": p_holm}
+                t = {**t, "p_holm": p_holm, **robust.iqm_diff(values[g][q.key], values[base][q.key], boot, gi[g],
+                                                              gi[base], None)}
+                t["lo"], t["hi"] = clip_pair(t["lo"], t["hi"], bounds)
+                t["iqm_lo"], t["iqm_hi"] = clip_pair(t["iqm_lo"], t["iqm_hi"], bounds)
                 out[g]["answers"][q.name] = {"question": q.text, "key": q.key, **t, "label": label(t)}
     for g in others:
         out[g]["summary"] = summary(out[g]["answers"])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -18,17 +19,41 @@ import typer
 
 from entropyctl import errors
 from entropyctl.analysis.compare import CompareError, RunInput, compare_runs, to_json
+from entropyctl.analysis.perrun import RUN_FORMAT
 from entropyctl.analysis.runs import as_name, by_value, check_by, read_runs
 from entropyctl.analysis.verdict import narrowing, narrowing_table
 from entropyctl.cli.options import ByOpt, DebugOpt, JsonOpt
-from entropyctl.runstore.store import RunStoreError, is_run_dir
+from entropyctl.analysis.report_extra import SAMPLES_PER_GROUP
+from entropyctl.runstore.samples import read_samples
+from entropyctl.analysis.foreign import group_by, load_foreign
+from entropyctl.analysis.logimport import ImportOptions
+from entropyctl.cli.fit_law import LogFormat
+from entropyctl.runstore.store import METRICS, RunStoreError, is_run_dir, iter_run_dirs
 OUT_DIR = "compare"
 
 
+class Stat(str, Enum):
+    welch = "welch"
+    bootstrap = "bootstrap"
+
+
 def compare(
-    paths: Annotated[list[Path], typer.Argument(help="Sweep dirs (runs/<sweep>) or run dirs.", show_default=False)],
+    paths: Annotated[list[Path], typer.Argument(
+        help="Sweep dirs (runs/<sweep>) or run dirs, and/or logs fit-law reads: TRL trainer_state.json or "
+             "output dirs, verl JSONL/console logs, wandb CSV exports, CSV/JSONL.", show_default=False)],
     *,
     by: ByOpt = None,
+    group_by: Annotated[Optional[str], typer.Option(
+        "--group-by", metavar="REGEX|FILE.json|FILE.yaml",
+        help="Groups from the run's name (a log's file name, a run dir's name): the first capture group of "
+             "REGEX, e.g. '(.*)-seed\\d+'; or a JSON/YAML file mapping paths to groups.",
+        show_default=False)] = None,
+    fmt: Annotated[LogFormat, typer.Option("--format", help="Format of the log files (auto-detected per file).")]
+        = LogFormat.auto,
+    entropy: Annotated[Optional[str], typer.Option(
+        "--entropy", metavar="KEY", help="Entropy key in the logs (default: fit-law's aliases).")] = None,
+    perf: Annotated[Optional[str], typer.Option(
+        "--perf", metavar="KEY", help="Performance key in the logs (default: fit-law's aliases).")] = None,
     baseline: Annotated[Optional[str], typer.Option(
         "--baseline", help="Group the others are tested against (default: grpo when present).")] = None,
     last_k: Annotated[int, typer.Option(
@@ -37,6 +62,11 @@ def compare(
         "--include-incomplete", help="Also count failed, diverged and unfinished runs in the statistics.")] = False,
     out: Annotated[Optional[Path], typer.Option(
         "--out", help="Folder for report.md, report.html, compare.json, plots (default: <first sweep>/compare).",
+        show_default=False)] = None,
+    stat: Annotated[Optional[Stat], typer.Option(
+        "--stat", help="Statistic the tables lead with: welch (mean, t-interval, Welch test) or bootstrap "
+                       "(IQM, bootstrap interval, probability of improvement). Default: bootstrap when the "
+                       "smallest group has n <= 5, else welch; compare.json always has both.",
         show_default=False)] = None,
     as_json: JsonOpt = False,
     wandb: Annotated[bool, typer.Option(
@@ -50,12 +80,17 @@ def compare(
     Exit 0 when the report is written, 2 on bad input (nothing written).
     """
     skipped: list[str] = []
-    runs = load_inputs(paths, by, skipped)
+    opts = ImportOptions(fmt=fmt.value, entropy_key=entropy, perf_key=perf)
+    runs = load_all(paths, by, group_by, opts, skipped)
     result = compare_runs(runs, baseline=baseline, last_k=last_k,
-                          include_incomplete=include_incomplete, by=by)
+                          include_incomplete=include_incomplete, by=group_by or by, stat=stat.value if stat else None)
     result["notes"] = [f"skipped a corrupted run: {why}" for why in skipped] + result["notes"]
+    if group_by is None and any(r.source.get("format") != RUN_FORMAT for r in runs):
+        result["notes"].append("each log is its own group: pass --group-by REGEX (e.g. '(.*)-seed\\d+') or "
+                               "--group-by FILE.json to pool seeds")
     result["narrowing"] = narrowing(result, runs)
-    dest = out if out is not None else default_out(paths[0])
+    result["samples"] = last_samples(result, runs)
+    dest = out if out is not None else default_out(paths)
     if dest.exists() and not dest.is_dir():
         raise CompareError(f"--out {dest} is a file; pass a folder")
     from entropyctl.analysis.report import build_report
@@ -78,6 +113,38 @@ def compare(
 # ----------------------------------------------------------------------------- reading
 
 
+def load_all(paths: list[Path], by: str | None, group_spec: str | None, opts: ImportOptions,
+             skipped_out: list[str] | None = None) -> list[RunInput]:
+    """Our runs (sweep and run dirs) and foreign logs (files, TRL output dirs) under `paths`,
+    grouped by intervention / --by, or by --group-by for all of them. Checked before anything
+    is written: a path that is neither, a log that cannot be read, a run no group takes."""
+    if by is not None and group_spec is not None:
+        raise CompareError("--by and --group-by both given; group by a config key (--by) or by name/mapping "
+                           "(--group-by), not both")
+    ours, logs = [], []
+    for p in paths:
+        if not p.exists():
+            raise RunStoreError(f"{p}: no such file or directory; pass a sweep dir (runs/<sweep>), a run dir or a log file")
+        if p.is_file() and p.name == METRICS and is_run_dir(p.parent):
+            ours.append(p.parent)  # one of our runs, named by its metrics file
+        else:
+            (logs if is_log(p) else ours).append(p)
+    runs = load_inputs(ours, by, skipped_out) if ours else []
+    runs += load_foreign(logs, opts)
+    if group_spec is not None:
+        group_by(runs, group_spec)  # else a log's run is its own group (compare adds a note)
+    return runs
+
+
+def is_log(path: Path) -> bool:
+    """A file, or a directory with no entropyctl run below it but a TRL trainer_state.json."""
+    if path.is_file():
+        return True
+    if is_run_dir(path) or any(iter_run_dirs([path])):
+        return False
+    return bool(list(path.glob("trainer_state.json")) or list(path.glob("checkpoint-*/trainer_state.json")))
+
+
 def load_inputs(paths: list[Path], by: str | None, skipped_out: list[str] | None = None) -> list[RunInput]:
     """Every run under `paths` with its group and rows (analysis/runs.py: the reader fit-law uses
     too); why each corrupted run was skipped goes into `skipped_out`. Runs of different tasks never
@@ -92,8 +159,8 @@ def load_inputs(paths: list[Path], by: str | None, skipped_out: list[str] | None
     if not found and skipped:
         raise RunStoreError(f"no usable runs under {where}: {skipped[0][1]}")
     if not found:
-        raise RunStoreError(f"no runs under {where} (no <run>/run.json found); "
-                            "pass a sweep dir written by `entropyctl train`, e.g. runs/<sweep>")
+        raise RunStoreError(f"no runs under {where} (no <run>/run.json, no TRL trainer_state.json found); "
+                            "pass a sweep dir written by `entropyctl train`, e.g. runs/<sweep>, or log files")
     if by is not None:
         check_by([by_value(r.config, r.run.info, by) for r in found], by)
     several_tasks = len({r.task for r in found}) > 1
@@ -103,14 +170,36 @@ def load_inputs(paths: list[Path], by: str | None, skipped_out: list[str] | None
         if several_tasks and by != "task":
             group = f"{group} [task={r.task}]"
         out.append(RunInput(id=r.run.id, group=group, status=r.run.status, seed=r.run.seed, rows=r.rows,
-                            path=str(r.path), error=r.run.info.get("error")))
+                            path=str(r.path), error=r.run.info.get("error"),
+                            source={"format": RUN_FORMAT, "path": str(r.path)}))
     if skipped_out is not None:
         skipped_out.extend(why for _, why in skipped)
     return out
 
 
-def default_out(first: Path) -> Path:
-    """Inside the first sweep dir (the run's parent when a run dir is given)."""
+def last_samples(result: dict[str, Any], runs: list[RunInput], per_group: int = SAMPLES_PER_GROUP) -> dict[str, list]:
+    """A few completions of each group's last logged round, from the first included runs that
+    have samples.jsonl (only as many files are read as it takes)."""
+    included = {(r["id"], r["path"]) for r in result["runs"] if r["included"]}
+    out: dict[str, list] = {}
+    for r in runs:
+        have = out.setdefault(r.group, [])
+        if len(have) >= per_group or (r.id, r.path) not in included or r.source.get("format") != RUN_FORMAT:
+            continue
+        records = read_samples(Path(r.path))
+        if records:
+            last = max(x["round"] for x in records)
+            have += [{"run": r.id, **{k: x.get(k) for k in ("round", "prompt", "completion", "reward", "format")}}
+                     for x in records if x["round"] == last][:per_group - len(have)]
+    return {g: v for g, v in out.items() if v}
+
+
+def default_out(paths: list[Path]) -> Path:
+    """Inside the first sweep dir (the run's parent when a run dir is given); for log files, in
+    the folder that holds all the inputs (trl/ for trl/a-seed0/trainer_state.json, ...)."""
+    first = paths[0]
+    if first.is_file():
+        return Path(os.path.commonpath([str((p.parent if p.is_file() else p).resolve()) for p in paths])) / OUT_DIR
     sweep = first.parent if is_run_dir(first) else first
     return sweep / OUT_DIR
 
@@ -137,8 +226,11 @@ def print_tables(result: dict[str, Any]) -> None:
     console = Console()
     t = lambda s: Text(printable(s))  # noqa: E731 - run texts are never rich markup
 
+    boot = result["stat"] == "bootstrap"
+    console.print(t(f"statistic: {result['stat']} ({result['stat_reason']})"))
     head, rows = metric_table(result, long=False)
-    table = Table(title=f"by {printable(result['by'])}: mean ±95% CI across seeds "
+    what = "IQM [95% bootstrap CI]" if boot else "mean ±95% CI"
+    table = Table(title=f"by {printable(result['by'])}: {what} across seeds "
                         f"(final = last {result['last_k']} values)", title_justify="left")
     for h in head:
         table.add_column(t(h), overflow="fold")
@@ -148,8 +240,9 @@ def print_tables(result: dict[str, Any]) -> None:
 
     bt = baseline_table(result, long=False)
     if bt:
-        table = Table(title=f"vs baseline {printable(result['baseline'])}: diff ±95% CI (Welch), "
-                            "Holm-adjusted p, Hedges' g", title_justify="left")
+        what = ("IQM diff [95% bootstrap CI], probability of improvement, Welch Holm-adjusted p" if boot
+                else "diff ±95% CI (Welch), Holm-adjusted p, Hedges' g")
+        table = Table(title=f"vs baseline {printable(result['baseline'])}: {what}", title_justify="left")
         for h in bt[0]:
             table.add_column(t(h), overflow="fold")
         for r in bt[1]:

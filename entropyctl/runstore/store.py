@@ -340,7 +340,7 @@ class Run:
         if not p.exists():
             return {}
         try:
-            data = yaml.safe_load(p.read_text())
+            data = yaml.load(p.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml: 10x
         except yaml.YAMLError as e:
             raise RunStoreError(f"{p}: corrupted config.yaml ({e.__class__.__name__})") from None
         return data if isinstance(data, dict) else {}
