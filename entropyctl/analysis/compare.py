@@ -27,11 +27,19 @@ import numpy as np
 from entropyctl.errors import BadInput
 from entropyctl.analysis import robust
 from entropyctl.analysis.fitlaw import fit_law
-from entropyctl.analysis.perrun import (  # noqa: F401  (re-exported: compare's per-run numbers)
+from entropyctl.analysis.perrun import (
     COMPLETE, DOM_Q, IMPORTED, METRICS, PASS_PREFIX, SHARE_PREFIX, Metric, RunInput, Rows, ceilings,
     format_shares, half_life, last_k_mean, law_points, pass_keys, reward_auc, run_summary, t_dom, winner,
 )
 from entropyctl.analysis.stats import clip_pair, curve_band
+
+# What callers import from here: the per-run numbers live in perrun.py and are re-exported.
+__all__ = [
+    "COMPLETE", "DOM_Q", "IMPORTED", "METRICS", "PASS_PREFIX", "SHARE_PREFIX", "Metric", "RunInput", "Rows",
+    "ceilings", "format_shares", "half_life", "last_k_mean", "law_points", "pass_keys", "reward_auc",
+    "run_summary", "t_dom", "winner", "LEVEL", "CompareError", "mean_ci", "hedges_g", "welch", "holm",
+    "band", "is_included", "resolve_baseline", "compare_runs", "to_json",
+]
 from entropyctl.runstore.store import json_safe
 
 
