@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 
-from entropyctl.analysis.frame import Frame, FrameBuilder, RowsColumn, kinds_of, signatures
+from entropyctl.analysis.frame import Frame, FrameBuilder, RowsColumn, as_strings, kinds_of, signatures
 from entropyctl.analysis.logformats import LogImportError, check_file, flatten
 
 CHUNK = 1 << 22  # characters of text per block
@@ -124,7 +124,7 @@ def read_jsonl(path: Path, fmt: str, want: Callable[[str], bool], where: list[tu
             col = RowsColumn(objs)
             runs = None
             if "run" in keys:
-                runs = [v if type(v) is str else str(v) for v in col("run", "")]
+                runs = as_strings(col("run", ""))
             b.add(len(objs), sigs, code, col, kind=kinds_of(col, keys, len(objs)), runs=runs)
         return b.frame(), seen, bad, torn, dapo, no_data
 
