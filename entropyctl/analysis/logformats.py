@@ -9,6 +9,7 @@ Formats (spec: shared/spec/log-formats.md; `--format` forces one, else auto-dete
   verl          verl file-logger JSONL: {"step": N, "data": {...}}
   verl-console  verl console lines: step:N - key:value - ...
   wandb-csv     W&B panel CSV exports (Step, "<run> - <metric>"); several files join on step
+  wandb         W&B run history: an offline run (.wandb file or dir), or wandb://ENTITY/PROJECT/RUN_ID
   csv, jsonl    generic tables (flat or nested JSON; typed records via split/mode/phase/type/kind)
 
 Input files are opened read-only. A whole file that cannot be read raises LogImportError
@@ -30,7 +31,7 @@ from typing import Any
 from entropyctl.errors import BadInput
 from entropyctl.runstore import store as runstore
 
-FORMATS = ("auto", "run", "trl", "trl-console", "verl", "verl-console", "wandb-csv", "csv", "jsonl")
+FORMATS = ("auto", "run", "trl", "trl-console", "verl", "verl-console", "wandb-csv", "wandb", "csv", "jsonl")
 VAL_KINDS = {"val", "eval", "validation", "test"}
 DISCRIMINATORS = ("split", "mode", "phase", "type", "kind")
 
@@ -167,8 +168,8 @@ def detect_format(path: Path) -> str:
             return "run"
         if _trl_state_file(path):
             return "trl"
-        raise LogImportError(f"cannot read {path}: no run.json (entropyctl run or sweep) or "
-                             "trainer_state.json (TRL) below it")
+        raise LogImportError(f"cannot read {path}: no run.json (entropyctl run or sweep), "
+                             "trainer_state.json (TRL) or run-*.wandb (W&B offline run) below it")
     if path.name == runstore.METRICS and runstore.is_run_dir(path.parent):
         return "run"
     expected = "a log in one of: " + ", ".join(FORMATS[1:])

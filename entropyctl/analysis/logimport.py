@@ -30,6 +30,7 @@ from entropyctl.analysis.logformats import (
     read_wandb_csv, read_records, read_run, to_float, to_step,
 )
 from entropyctl.analysis.streamread import read_csv, read_jsonl
+from entropyctl.analysis.wandbread import as_url, is_wandb_file, read_api, read_offline, run_files
 
 
 # Re-exported for callers and tests: pair is the rule pair_arrays vectorises.
@@ -287,6 +288,18 @@ def _run_series(path: Path, opts: ImportOptions) -> list[Series]:
     return out
 
 
+def _detect(path: Path) -> str:
+    """detect_format, and W&B run files (binary, so they are recognised first)."""
+    if path.is_file() and is_wandb_file(path):
+        return "wandb"
+    try:
+        return detect_format(path)
+    except LogImportError:
+        if path.is_dir() and run_files(path):
+            return "wandb"
+        raise
+
+
 def load_series(paths: list[Path], opts: ImportOptions) -> list[Series]:
     """Every series in `paths` (files or directories). Raises LogImportError for a path
     that cannot be read at all; W&B CSV files are joined on step, per run."""
@@ -295,10 +308,15 @@ def load_series(paths: list[Path], opts: ImportOptions) -> list[Series]:
     out: list[Series] = []
     wandb: list[tuple[Path, str]] = []
     for path in paths:
+        url = as_url(path)
+        if url is not None:  # wandb://ENTITY/PROJECT/RUN_ID: the W&B API
+            recs, notes = read_api(url)
+            out.extend(build_series(recs, source=url, fmt="wandb", opts=opts, notes=notes))
+            continue
         path = Path(path)
         if not path.exists():
             raise LogImportError(f"cannot read {path}: no such file or directory")
-        fmt = detect_format(path) if opts.fmt == "auto" else opts.fmt
+        fmt = _detect(path) if opts.fmt == "auto" else opts.fmt
         if fmt == "run":
             out.extend(_run_series(path, opts))
             continue
@@ -309,6 +327,8 @@ def load_series(paths: list[Path], opts: ImportOptions) -> list[Series]:
             recs, notes = read_csv(path, wanted(opts), opts.where, steplike(opts))
         elif fmt in ("jsonl", "verl"):
             recs, notes = read_jsonl(path, fmt, wanted(opts), opts.where, steplike(opts))
+        elif fmt == "wandb":
+            recs, notes = read_offline(path)
         else:
             recs, notes = read_records(path, fmt, opts)
         out.extend(build_series(recs, source=str(path), fmt=fmt, opts=opts, notes=notes))
