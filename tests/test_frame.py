@@ -141,3 +141,14 @@ def test_csv_and_jsonl_of_the_same_rows_give_the_same_series(tmp_path):
     (c,), (j,) = (load_series([tmp_path / f], ImportOptions()) for f in ("a.csv", "a.jsonl"))
     assert c.H.tolist() == j.H.tolist() == H.tolist() and c.R.tolist() == j.R.tolist() == R.tolist()
     assert c.steps.tolist() == list(range(n))
+
+
+def test_where_keeps_series_in_the_order_their_kept_records_appear(tmp_path):
+    rows = [{"step": 0, "run": "A", "split": "val", "entropy": 1, "reward": 0.1},  # A's first record: filtered out
+            {"step": 0, "run": "B", "split": "train", "entropy": 1, "reward": 0.1},
+            {"step": 1, "run": "A", "split": "train", "entropy": 0.5, "reward": 0.2},
+            {"step": 1, "run": "B", "split": "train", "entropy": 0.5, "reward": 0.2}]
+    f = tmp_path / "typed.jsonl"
+    f.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    got = load_series([f], ImportOptions(where=[("split", "train")]))
+    assert [s.name for s in got] == ["B train", "A train"] and got[1].steps.tolist() == [1]

@@ -171,11 +171,11 @@ class FrameBuilder:
             return a if rows is None else a[rows]
 
         part: dict[str, Any] = {"n": n if rows is None else len(rows), "values": {}, "present": {}, "stepvals": {}}
+        # run codes in order of first appearance among the rows kept (the series' order)
         if runs is None:
-            run_codes = np.full(n, self.run_index.setdefault("", len(self.run_index)), np.int64)
+            part["run"] = np.full(part["n"], self.run_index.setdefault("", len(self.run_index)), np.int64)
         else:
-            run_codes = codes_of(runs, self.run_index)
-        part["run"] = sel(run_codes)
+            part["run"] = codes_of(runs if rows is None else [runs[i] for i in rows.tolist()], self.run_index)
         part["kind"] = sel(np.zeros(n, np.int8) if kind is None else kind)
         part["step"] = np.full(part["n"], np.nan) if step is None else sel(step_floats(step, to_floats(step)))
         for k in sorted(all_keys):
@@ -215,10 +215,8 @@ class FrameBuilder:
         runs = [""] * len(self.run_index)
         for name, i in self.run_index.items():
             runs[i] = name
-        used = np.unique(cat(lambda p: p["run"], 0, np.int64)) if n else np.zeros(0, np.int64)
         return Frame(n, step, cat(lambda p: p["kind"], UNTYPED, np.int8), cat(lambda p: p["run"], 0, np.int64),
-                     runs, values, present, stepvals,
-                     {k: v for k, v in self.keys.items() if k[0] in set(used.tolist())})
+                     runs, values, present, stepvals, dict(self.keys))
 
 
 class RowsColumn:
