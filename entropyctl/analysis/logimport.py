@@ -1,7 +1,10 @@
 """Read (step, entropy H, performance R) series out of training logs for `entropyctl fit-law`.
 
-The readers in `entropyctl.analysis.logformats` (one per format of shared/spec/log-formats.md) turn a
-file into records (step, flat dict, kind train|val, run name); this module then picks keys
+The readers (one per format of shared/spec/log-formats.md) turn a file into records (step, flat
+dict, kind train|val, run name): `logformats` for the small formats, `wandbread` for W&B run
+history, and `streamread` for CSV, JSONL and verl, which streams them straight into numpy
+columns (`frame.Frame`: only the keys that could be chosen keep values). All records meet as a
+Frame, and this module picks keys
 (alias tables, first match wins, equal-rank ties stop with an error), de-duplicates restarted
 steps (last occurrence wins) and pairs R with H:
   same step       train reward and H logged together;
