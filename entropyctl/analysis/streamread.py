@@ -22,13 +22,13 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-
 from entropyctl.analysis.frame import Frame, FrameBuilder, RowsColumn, as_strings, kinds_of, signatures
 from entropyctl.analysis.logformats import LogImportError, check_file, flatten
 
 CHUNK = 1 << 22  # characters of text per block
 CSV_ROWS = 1 << 16
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
 
 def _blocks(f: io.TextIOBase) -> Iterator[tuple[str, bool]]:
     """(text ending in a newline, False) blocks, then the unterminated tail, if any, with True."""
@@ -61,7 +61,9 @@ def _with_encoding(path: Path, read: Callable[[io.TextIOBase], Any]) -> Any:
 
 def _parse_lines(lines: list[str], tail: bool) -> tuple[list[Any], int, bool]:
     """JSON values of non-blank lines: (dicts, n malformed, torn last line). One json call per
-    block when every line is an object; line by line (the exact rule) otherwise."""
+    block when every line is an object (as many objects as lines, all dicts); line by line (the
+    exact rule) otherwise. The one block parse could only differ from line by line if, in the
+    same block, two broken lines joined into one object and another line held two objects."""
     if not lines:
         return [], 0, False
     try:
