@@ -1,6 +1,12 @@
-"""Benchmark: closed-form law fits vs scipy.optimize.curve_fit (issue 4).
+"""Benchmark: fit-law at scale (issue 14) and closed-form fits vs scipy.optimize.curve_fit (issue 4).
 
-10,000 synthetic series x 1,000 points from R = -a*exp(H) + b + noise. Times
+`rows` (issue 14's targets, one row each: measure, value, unit, target, ok):
+  - `entropyctl fit-law` on a 1,000,000-row CSV and on the same rows as JSONL, run as a real
+    child process: wall time (<= 3 s) and peak resident memory (<= 300 MB, the child's
+    ru_maxrss from wait4). The files are written to <out>/tmp and deleted afterwards;
+  - fitting 10,000 series x 1,000 points through fit-law's library path (`law.fit_all`, the
+    maths after reading: closed forms, intervals, warnings), best of 3 (<= 0.3 s).
+And, as before, on the same 10,000 synthetic series from R = -a*exp(H) + b + noise:
   - `fit_law_batch` (all series at once, vectorised closed form),
   - `fit_law` called once per series (closed form, with t-intervals),
   - `scipy.optimize.curve_fit` called once per series (iterative least squares).
@@ -17,7 +23,10 @@ import argparse
 import json
 import os
 import platform
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,6 +38,77 @@ from entropyctl.analysis.fitlaw import fit_law, fit_law_batch  # noqa: E402
 
 CURVE_FIT_SUBSET = 1000
 CURVE_FIT_BUDGET_S = 40.0
+LOG_ROWS = 1_000_000
+TARGET_S, TARGET_MB, TARGET_FIT_S = 3.0, 300.0, 0.3
+
+
+def write_logs(folder: Path, rows: int, runs: int = 4, seed: int = 0) -> tuple[Path, Path]:
+    """A generic training log of `rows` rows (step, run, entropy, reward, loss; `runs` runs
+    interleaved) as CSV and as JSONL with the same values."""
+    rng = np.random.default_rng(seed)
+    step = np.arange(rows) // runs
+    run = np.arange(rows) % runs
+    H = 1.2 * np.exp(-step / max(rows / runs / 5, 1)) + 0.05
+    R = 0.8 - 0.2 * np.exp(H) + rng.normal(0, 0.01, rows)
+    loss = rng.normal(0, 1, rows)
+    folder.mkdir(parents=True, exist_ok=True)
+    csv_path, jsonl_path = folder / "log.csv", folder / "log.jsonl"
+    with open(csv_path, "w") as c, open(jsonl_path, "w") as j:
+        c.write("step,run,entropy,reward,loss\n")
+        for i in range(0, rows, 100_000):
+            part = list(zip(*(a[i:i + 100_000].tolist() for a in (step, run, H, R, loss))))
+            c.write("".join(f"{s},r{r},{h!r},{x!r},{l!r}\n" for s, r, h, x, l in part))
+            j.write("".join(json.dumps({"step": s, "run": f"r{r}", "entropy": h, "reward": x, "loss": l}) + "\n"
+                            for s, r, h, x, l in part))
+    return csv_path, jsonl_path
+
+
+def run_cli(path: Path) -> tuple[float, float, int]:
+    """(wall s, peak RSS MB, exit code) of `entropyctl fit-law PATH --json --no-write` as a child."""
+    cmd = [sys.executable, "-m", "entropyctl", "fit-law", str(path), "--json", "--no-write"]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=Path(__file__).resolve().parents[1])
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return wall, usage.ru_maxrss / 1024, proc.returncode  # ru_maxrss is in KiB on Linux
+
+
+def row(measure: str, value: float, unit: str, target: float) -> dict:
+    return {"measure": measure, "value": round(value, 3), "unit": unit, "target": f"<= {target:g} {unit}",
+            "ok": bool(value <= target)}
+
+
+def fit_law_rows(out_dir: Path, rows: int, H: np.ndarray, R: np.ndarray) -> list[dict]:
+    from entropyctl.analysis.law import Options, fit_all
+    from entropyctl.analysis.logimport import Series
+
+    out = []
+    tmp = out_dir / "tmp"
+    try:
+        for path in write_logs(tmp, rows):
+            kind = path.suffix.lstrip(".").upper()
+            runs = [run_cli(path) for _ in range(2)]
+            if any(code != 0 for _, _, code in runs):
+                raise RuntimeError(f"entropyctl fit-law {path.name} exited {runs[0][2]}")
+            label = f"fit-law, {rows:,}-row {kind}"
+            out.append(row(f"{label}: wall time (best of 2)", min(w for w, _, _ in runs), "s", TARGET_S))
+            out.append(row(f"{label}: peak RSS", max(m for _, m, _ in runs), "MB", TARGET_MB))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    steps = np.arange(H.shape[1], dtype=np.float64)
+    series = [Series("bench", f"s{i}", "csv", steps, H[i], R[i]) for i in range(len(H))]
+    best = min(_timed(lambda: fit_all(series, Options())) for _ in range(3))
+    out.append(row(f"fit-law, {len(H):,} series x {H.shape[1]:,} points (law.fit_all, best of 3)", best, "s",
+                   TARGET_FIT_S))
+    return out
+
+
+def _timed(fn) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
 
 
 def make_data(S: int, N: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -42,10 +122,12 @@ def make_data(S: int, N: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np
     return H, R, a, b
 
 
-def main(out_dir: str | Path | None = None, series: int = 10_000, points: int = 1_000) -> dict:
+def main(out_dir: str | Path | None = None, series: int = 10_000, points: int = 1_000,
+         log_rows: int = LOG_ROWS) -> dict:
     from scipy.optimize import curve_fit
 
     H, R, a_true, b_true = make_data(series, points)
+    rows = fit_law_rows(Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp()), log_rows, H, R)
 
     t0 = time.perf_counter()
     batch = fit_law_batch(H, R)
@@ -77,6 +159,7 @@ def main(out_dir: str | Path | None = None, series: int = 10_000, points: int = 
 
     result = {
         "benchmark": "fit_law",
+        "rows": rows,
         "series": series,
         "points_per_series": points,
         "closed_form_batch_s": round(t_batch, 4),
@@ -104,6 +187,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--series", type=int, default=10_000)
     p.add_argument("--points", type=int, default=1_000)
+    p.add_argument("--log-rows", type=int, default=LOG_ROWS)
     p.add_argument("--out", default=None)
     args = p.parse_args()
-    print(json.dumps(main(args.out, args.series, args.points), indent=2))
+    print(json.dumps(main(args.out, args.series, args.points, args.log_rows), indent=2))

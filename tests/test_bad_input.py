@@ -194,6 +194,9 @@ ROWS = [
     Row("fit-law-unknown-entropy-key", ("fit-law", "{W}/runs/sw", "--entropy", "nope"), ("nope", "--entropy KEY")),
     Row("fit-law-clip-as-entropy", ("fit-law", "{W}/logs/nan.csv", "--entropy", "clip/frac"), ("not an entropy",)),
     Row("fit-law-logging-steps-zero", ("fit-law", "{W}/runs/sw", "--logging-steps", "0"), ("--logging-steps 0",)),
+    Row("fit-law-damaged-wandb-file", ("fit-law", "{W}/logs/run-x.wandb"), ("run-x.wandb", "W&B")),
+    Row("fit-law-not-a-wandb-file", ("fit-law", "{W}/logs/wrong.png", "--format", "wandb"), ("wrong.png", "wandb")),
+    Row("fit-law-bad-wandb-url", ("fit-law", "wandb://only/two"), ("wandb://ENTITY/PROJECT/RUN_ID",)),
     # -- compare: more
     Row("compare-unknown-by", ("compare", "{W}/runs/sw", "--by", "nope.key"), ("--by nope.key", "no run has")),
     Row("compare-unknown-baseline", ("compare", "{W}/runs/sw", "--baseline", "nope"), ("baseline 'nope'", "--baseline")),
@@ -244,6 +247,7 @@ def _world(root: Path) -> Path:
     (logs / "empty.jsonl").write_text("")
     (logs / "truncated.jsonl").write_text('{"step": 1, "entropy": 0.5, "rew')
     (logs / "wrong.png").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00")
+    (logs / "run-x.wandb").write_bytes(b":W&B\xe1\xbe\x00\x07\x00\x00\x00\x05\x00\x01garbage")  # a damaged W&B run
     (logs / "nan.csv").write_text("step,entropy,reward\n1,nan,nan\n2,nan,nan\n3,nan,nan\n")
     (logs / "two.csv").write_text("step,entropy,reward,reward\n" + "".join(
         f"{s},{1 / (s + 1)},{0.1 * s},{0.2}\n" for s in range(8)))

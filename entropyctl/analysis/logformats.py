@@ -9,6 +9,7 @@ Formats (spec: shared/spec/log-formats.md; `--format` forces one, else auto-dete
   verl          verl file-logger JSONL: {"step": N, "data": {...}}
   verl-console  verl console lines: step:N - key:value - ...
   wandb-csv     W&B panel CSV exports (Step, "<run> - <metric>"); several files join on step
+  wandb         W&B run history: an offline run (.wandb file or dir), or wandb://ENTITY/PROJECT/RUN_ID
   csv, jsonl    generic tables (flat or nested JSON; typed records via split/mode/phase/type/kind)
 
 Input files are opened read-only. A whole file that cannot be read raises LogImportError
@@ -30,7 +31,7 @@ from typing import Any
 from entropyctl.errors import BadInput
 from entropyctl.runstore import store as runstore
 
-FORMATS = ("auto", "run", "trl", "trl-console", "verl", "verl-console", "wandb-csv", "csv", "jsonl")
+FORMATS = ("auto", "run", "trl", "trl-console", "verl", "verl-console", "wandb-csv", "wandb", "csv", "jsonl")
 VAL_KINDS = {"val", "eval", "validation", "test"}
 DISCRIMINATORS = ("split", "mode", "phase", "type", "kind")
 
@@ -99,16 +100,6 @@ def flatten(d: dict[str, Any], prefix: str = "", sep: str = "/") -> dict[str, An
     return out
 
 
-def _kind(data: dict[str, Any]) -> str:
-    for d in DISCRIMINATORS:
-        v = str(data.get(d, "")).lower()
-        if v in VAL_KINDS:
-            return "val"
-        if v == "train":
-            return "train"
-    return ""
-
-
 # ----------------------------------------------------------------------------- files
 
 
@@ -135,30 +126,39 @@ def read_text(path: Path, expected: str) -> str:
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
-def _json_lines(path: Path, text: str, expected: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """JSON objects, one a line; malformed lines are skipped and counted, a torn last line
-    (no newline: a crash mid-write) dropped. Python's json reads NaN/Infinity tokens."""
-    rows, bad, torn = [], 0, False
-    lines = text.split("\n")
-    for i, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError:
-            obj = None
-        if isinstance(obj, dict):
-            rows.append(obj)
-        elif i == len(lines) - 1:
-            torn = True
-        else:
-            bad += 1
-    if not rows:
-        raise LogImportError(f"cannot read {path}: no JSON object lines; expected {expected}")
-    notes = [f"skipped {bad} malformed line(s)"] if bad else []
-    if torn:
-        notes.append("dropped a truncated last line")
-    return rows, notes
+def check_file(path: Path, expected: str) -> None:
+    """`read_text`'s checks (directory, unreadable, empty, binary), reading only the start."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+            if b"\0" in head:
+                raise LogImportError(f"cannot read {path}: binary file; expected {expected}")
+            blank = not head.strip()
+            while blank:
+                more = f.read(1 << 20)
+                if not more:
+                    break
+                blank = not more.strip()
+    except IsADirectoryError:
+        raise LogImportError(f"cannot read {path}: it is a directory; expected {expected}") from None
+    except OSError as e:
+        raise LogImportError(f"cannot read {path}: {e.strerror or e}") from None
+    if blank:
+        raise LogImportError(f"cannot read {path}: the file is empty; expected {expected}")
+
+
+def head_text(path: Path, expected: str, size: int = 1 << 18) -> str:
+    """The first `size` bytes as text, cleaned like `read_text`: enough to detect the format
+    (which reads the first 20,000 characters) without reading a large log twice."""
+    check_file(path, expected)
+    with open(path, "rb") as f:
+        raw = f.read(size)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        # a multi-byte character cut at the end of the window is not a Latin-1 file
+        text = raw[: e.start].decode("utf-8") if e.start >= len(raw) - 3 else raw.decode("latin-1")
+    return _ANSI.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def detect_format(path: Path) -> str:
@@ -168,13 +168,12 @@ def detect_format(path: Path) -> str:
             return "run"
         if _trl_state_file(path):
             return "trl"
-        raise LogImportError(f"cannot read {path}: no run.json (entropyctl run or sweep) or "
-                             "trainer_state.json (TRL) below it")
+        raise LogImportError(f"cannot read {path}: no run.json (entropyctl run or sweep), "
+                             "trainer_state.json (TRL) or run-*.wandb (W&B offline run) below it")
     if path.name == runstore.METRICS and runstore.is_run_dir(path.parent):
         return "run"
     expected = "a log in one of: " + ", ".join(FORMATS[1:])
-    text = read_text(path, expected)
-    head = text.lstrip()[:20000]
+    head = head_text(path, expected).lstrip()[:20000]
     if path.name == "trainer_state.json" or (head.startswith("{") and '"log_history"' in head):
         return "trl"
     first = head.split("\n", 1)[0].strip()
@@ -300,7 +299,8 @@ def read_verl_console(path: Path, text: str) -> tuple[list[Record], list[str]]:
     return recs, [f"skipped {bad} malformed key:value piece(s)"] if bad else []
 
 
-def read_csv_table(path: Path, text: str, wandb: bool) -> tuple[list[Record], list[str]]:
+def read_wandb_csv(path: Path, text: str) -> tuple[list[Record], list[str]]:
+    """A W&B panel export: one record per (row, run) with that run's metrics of the row."""
     rows = list(csv.reader(io.StringIO(text)))
     if len(rows) < 2 or not rows[0]:
         raise LogImportError(f"cannot read {path}: a CSV needs a header row and data rows")
@@ -317,10 +317,6 @@ def read_csv_table(path: Path, text: str, wandb: bool) -> tuple[list[Record], li
             short += 1
             row = (row + [""] * len(header))[: len(header)]
         cells = dict(zip(header, row))
-        if not wandb:
-            run = "/".join(f"{c}={cells[c]}" for c in ("run", "seed") if cells.get(c, "").strip())
-            recs.append(Record(None, cells, _kind(cells), run))
-            continue
         by_run: dict[str, dict[str, Any]] = {}
         for h in header[1:]:
             if h.endswith(("__MIN", "__MAX")) or cells[h].strip() == "":
@@ -330,9 +326,8 @@ def read_csv_table(path: Path, text: str, wandb: bool) -> tuple[list[Record], li
         step = to_step(cells[header[0]])
         recs.extend(Record(step, d, "", run) for run, d in by_run.items())
     notes = [f"{short} row(s) had the wrong number of cells"] if short else []
-    if wandb:
-        notes.append("W&B panel exports may be down-sampled; for full history use the API "
-                     "(scan_history) or an offline run directory")
+    notes.append("W&B panel exports may be down-sampled; for full history use the API "
+                 "(scan_history) or an offline run directory")
     return recs, notes
 
 
@@ -354,8 +349,8 @@ def read_run(path: Path) -> list[tuple[Path, runstore.Run | None, list[Record], 
 
 
 def read_records(path: Path, fmt: str, opts: ImportOptions) -> tuple[list[Record], list[str]]:
-    """Records and notes of one file in a known format (not `run`, not `wandb-csv`, which the
-    caller reads per run directory and joins across files)."""
+    """Records and notes of one file in a small format: trl, trl-console, verl-console. (Our
+    run dirs, W&B CSV panels, and the streamed csv/jsonl/verl are read by their own readers.)"""
     if fmt == "trl":
         return read_trl(path, opts)
     text = read_text(path, f"a {fmt} log")
@@ -363,20 +358,4 @@ def read_records(path: Path, fmt: str, opts: ImportOptions) -> tuple[list[Record
         return read_trl_console(path, text, opts)
     if fmt == "verl-console":
         return read_verl_console(path, text)
-    if fmt == "csv":
-        return read_csv_table(path, text, wandb=False)
-    rows, notes = _json_lines(path, text, f"{fmt} lines (one JSON object per line)")
-    if fmt == "verl":
-        bad = [r for r in rows if not isinstance(r.get("data"), dict)]
-        if bad:
-            notes.append(f"skipped {len(bad)} line(s) without a 'data' object")
-        recs = [Record(to_step(r.get("step")), r["data"]) for r in rows if isinstance(r.get("data"), dict)]
-        if any("train/num_gen_batches" in r.data for r in recs):
-            notes.append("C4: DAPO dynamic sampling: critic/score/mean is measured on kept groups "
-                         "only (biased towards 0.5); prefer val-core/* with --perf")
-        return recs, notes
-    recs = []
-    for r in rows:  # generic jsonl
-        flat = flatten(r)
-        recs.append(Record(None, flat, _kind(flat), str(flat.get("run", ""))))
-    return recs, notes
+    raise ValueError(f"read_records: {fmt} is not a record format")

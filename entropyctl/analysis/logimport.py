@@ -1,7 +1,10 @@
 """Read (step, entropy H, performance R) series out of training logs for `entropyctl fit-law`.
 
-The readers in `entropyctl.analysis.logformats` (one per format of shared/spec/log-formats.md) turn a
-file into records (step, flat dict, kind train|val, run name); this module then picks keys
+The readers (one per format of shared/spec/log-formats.md) turn a file into records (step, flat
+dict, kind train|val, run name): `logformats` for the small formats, `wandbread` for W&B run
+history, and `streamread` for CSV, JSONL and verl, which streams them straight into numpy
+columns (`frame.Frame`: only the keys that could be chosen keep values). All records meet as a
+Frame, and this module picks keys
 (alias tables, first match wins, equal-rank ties stop with an error), de-duplicates restarted
 steps (last occurrence wins) and pairs R with H:
   same step       train reward and H logged together;
@@ -15,21 +18,27 @@ naming the file and what was expected); problems with one series go into Series.
 from __future__ import annotations
 
 import fnmatch
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 
+from entropyctl.analysis.frame import VAL, Frame, frame_from_records, pair_arrays, value_map
 from entropyctl.analysis.runs import pair
 from entropyctl.runstore.glossary import DEFAULT_ENTROPY_KEY, DEFAULT_PERF_KEY
-from entropyctl.analysis.logformats import (  # noqa: F401  (ImportOptions, LogImportError: re-exported for callers)
+from entropyctl.analysis.logformats import (
     FORMATS, ImportOptions, LogImportError, Record, read_text, detect_format, flatten,
-    read_csv_table, read_records, read_run, to_float, to_step,
+    read_wandb_csv, read_records, read_run, to_float, to_step,
 )
+from entropyctl.analysis.streamread import read_csv, read_jsonl
+from entropyctl.analysis.wandbread import as_url, is_wandb_file, read_api, read_offline, run_files
 
+
+# Re-exported for callers and tests: pair is the rule pair_arrays vectorises.
+__all__ = ["ImportOptions", "LogImportError", "Series", "load_series", "detect_format", "pair", "to_float",
+           "to_step", "FORMATS"]
 
 # Alias tables (log-formats.md §0), first match wins. A `re:` entry is a pattern: when it
 # matches several keys they are of equal rank and the user must choose (--perf/--entropy).
@@ -105,42 +114,46 @@ def choose_key(aliases: Iterable[str], keys: set[str], what: str, flag: str, sou
     return None
 
 
-def _value_map(recs: list[Record], keys: list[str], step_key: str | None) -> tuple[dict[int, float], int, int]:
-    """step -> value of `keys` (averaged when a glob gave several) in file order, last
-    occurrence wins. Returns (map, n_duplicates, n_missing) where missing values are NaN."""
-    out: dict[int, float] = {}
-    dups = 0
-    for r in recs:
-        present = [k for k in keys if k in r.data]
-        if not present:
-            continue
-        step = r.step if step_key is None else to_step(r.data.get(step_key))
-        if step is None:
-            continue
-        vals = [to_float(r.data[k]) for k in present]
-        v = float(np.mean(vals)) if len(present) == len(keys) else math.nan
-        if step in out:
-            dups += 1
-        out[step] = v
-    missing = sum(1 for v in out.values() if not math.isfinite(v))
-    return out, dups, missing
-
-
 def _is_val_key(key: str) -> bool:
     return bool(re.match(r"(eval|val|test)[-_/]", key)) or any(_match(a, [key]) for a in VAL_REWARD_ALIASES)
 
 
-def build_series(recs: list[Record], *, source: str, fmt: str, opts: ImportOptions, notes: list[str],
+def wanted(opts: ImportOptions) -> Callable[[str], bool]:
+    """The keys whose values the importer keeps: any key it could choose as step, H or R."""
+    fixed = {a for a in (*ENTROPY_ALIASES, *TRAIN_REWARD_ALIASES, *VAL_REWARD_ALIASES, *STEP_ALIASES)
+             if not a.startswith("re:")}
+    fixed |= {k for k in (opts.step_key, opts.entropy_key, opts.perf_key) if k}
+    pats = [re.compile(a[3:]) for a in (*TRAIN_REWARD_ALIASES, *VAL_REWARD_ALIASES) if a.startswith("re:")]
+    glob = opts.perf_key if opts.perf_key and any(c in opts.perf_key for c in "*?[") else None
+
+    def want(key: str) -> bool:
+        return (key in fixed or key.lower().endswith("step") or any(p.fullmatch(key) for p in pats)
+                or (glob is not None and fnmatch.fnmatchcase(key, glob)))
+    return want
+
+
+def steplike(opts: ImportOptions) -> Callable[[str], bool]:
+    names = set(STEP_ALIASES) | ({opts.step_key} if opts.step_key else set())
+    return lambda key: key in names or key.lower().endswith("step")
+
+
+def to_frame(recs: list[Record] | Frame, opts: ImportOptions) -> Frame:
+    if isinstance(recs, Frame):
+        return recs
+    return frame_from_records(recs, wanted(opts), opts.where, steplike(opts))
+
+
+def build_series(recs: list[Record] | Frame, *, source: str, fmt: str, opts: ImportOptions, notes: list[str],
                  entropy_default: str | None = None, perf_default: str | None = None,
                  step_default: str | None = None) -> list[Series]:
-    """Series (one per run and perf key) from records; see the module docstring for the rules."""
-    for k, v in opts.where:
-        recs = [r for r in recs if str(r.data.get(k, "")) == v]
-    if not recs:
+    """Series (one per run and perf key) from records (or their Frame, which has --where
+    applied already); see the module docstring for the rules."""
+    frame = to_frame(recs, opts)
+    if frame.n == 0:
         raise LogImportError(f"{source}: no records" + (" match --where" if opts.where else ""))
     step_key = None
-    if any(r.step is None for r in recs):
-        keys = set().union(*(r.data for r in recs))
+    if np.isnan(frame.step).any():  # some record has no step of its own
+        keys = frame.keys_of()
         step_key = opts.step_key or step_default or choose_key(STEP_ALIASES, keys, "step", "--step", source)
         if step_key is None:
             ends = sorted(k for k in keys if k.lower().endswith("step"))
@@ -149,22 +162,24 @@ def build_series(recs: list[Record], *, source: str, fmt: str, opts: ImportOptio
             step_key = ends[0] if ends else None
         if step_key is None:
             raise LogImportError(f"{source}: no step column (looked for {', '.join(STEP_ALIASES)}); pass --step KEY")
-    runs: dict[str, list[Record]] = {}
-    for r in recs:
-        runs.setdefault(r.run, []).append(r)
+    step = frame.step_of(step_key)
     out = []
-    for run, rrecs in runs.items():
-        out.extend(_build_run(rrecs, run, source, fmt, opts, notes, step_key, entropy_default, perf_default))
+    for run in range(len(frame.runs)):
+        rows = frame.run == run
+        if rows.any():
+            out.extend(_build_run(frame, rows, run, source, fmt, opts, notes, step, entropy_default, perf_default))
     return out
 
 
-def _build_run(recs: list[Record], run: str, source: str, fmt: str, opts: ImportOptions, notes: list[str],
-               step_key: str | None, entropy_default: str | None, perf_default: str | None) -> list[Series]:
-    base = run or Path(source).stem
-    train_recs = [r for r in recs if r.kind != "val"]
-    val_recs = [r for r in recs if r.kind == "val"]
-    train_keys = set().union(*(r.data for r in train_recs)) if train_recs else set()
-    all_keys = set().union(*(r.data for r in recs))
+def _build_run(frame: Frame, rows: np.ndarray, run: int, source: str, fmt: str, opts: ImportOptions,
+               notes: list[str], step: np.ndarray, entropy_default: str | None,
+               perf_default: str | None) -> list[Series]:
+    base = frame.runs[run] or Path(source).stem
+    val_rows = rows & (frame.kind == VAL)
+    train_rows = rows & ~val_rows
+    train_keys = frame.keys_of(run, False)
+    val_keys = frame.keys_of(run, True)
+    all_keys = train_keys | val_keys
     if opts.entropy_key and (opts.entropy_key in NOT_ENTROPY or "clip" in opts.entropy_key):
         k = opts.entropy_key
         raise LogImportError(f"--entropy {k}: {NOT_ENTROPY.get(k, 'a clipping statistic, not an entropy')}; "
@@ -178,11 +193,11 @@ def _build_run(recs: list[Record], run: str, source: str, fmt: str, opts: Import
                        "pass --entropy KEY")]
     if ekey in KEY_WARNINGS:
         warn.append(KEY_WARNINGS[ekey])
-    ent, edups, emiss = _value_map(train_recs, [ekey], step_key)
+    es, ev, edups, emiss = value_map(frame, train_rows, [ekey], step)
     if edups:
         warn.append(f"dropped {edups} duplicate entropy step(s) (restarted run?): kept the last")
-    # (name, perf keys, records, rule)
-    specs: list[tuple[str, str, list[str], list[Record], str]] = []
+    # (name, perf key as given, perf keys, rows, rule)
+    specs: list[tuple[str, str, list[str], np.ndarray, str]] = []
     user_perf = opts.perf_key or perf_default
     if user_perf:
         pk = sorted(k for k in all_keys if fnmatch.fnmatchcase(k, user_perf)) if any(
@@ -190,30 +205,30 @@ def _build_run(recs: list[Record], run: str, source: str, fmt: str, opts: Import
         if not pk or not set(pk) <= all_keys:
             return [Series(source, base, fmt, entropy_key=ekey,
                            error=f"no {user_perf} values (keys include: {_some(all_keys)}); pass --perf KEY")]
-        in_val = any(k in r.data for r in val_recs for k in pk)
-        in_train = any(k in r.data for r in train_recs for k in pk)
+        in_val = bool(set(pk) & val_keys)
+        in_train = bool(set(pk) & train_keys)
         if in_val and in_train:
-            specs += [("train", user_perf, pk, train_recs, "same"), ("val", user_perf, pk, val_recs, "next")]
+            specs += [("train", user_perf, pk, train_rows, "same"), ("val", user_perf, pk, val_rows, "next")]
         else:
             rule = "next" if in_val or _is_val_key(pk[0]) else "same"
-            specs.append(("", user_perf, pk, recs, rule))
+            specs.append(("", user_perf, pk, rows, rule))
     else:
         tkey = choose_key(TRAIN_REWARD_ALIASES, train_keys, "train reward", "--perf", source)
         vkey = choose_key(VAL_REWARD_ALIASES, all_keys, "validation reward", "--perf", source)
         if tkey:
-            specs.append(("train", tkey, [tkey], train_recs, "same"))
-            if any(tkey in r.data for r in val_recs):  # typed records: the same key for val
-                specs.append(("val", tkey, [tkey], val_recs, "next"))
+            specs.append(("train", tkey, [tkey], train_rows, "same"))
+            if tkey in val_keys:  # typed records: the same key for val
+                specs.append(("val", tkey, [tkey], val_rows, "next"))
         if vkey and vkey != tkey:
-            specs.append(("val", vkey, [vkey], recs, "next"))
+            specs.append(("val", vkey, [vkey], rows, "next"))
         if not specs:
             return [Series(source, base, fmt, entropy_key=ekey,
                            error=f"no reward/performance key (keys include: {_some(all_keys)}); pass --perf KEY")]
     out = []
-    for split, pname, pkeys, precs, rule in specs:
+    for split, pname, pkeys, prows, rule in specs:
         rule = rule if opts.pairing == "auto" else opts.pairing
-        perf, pdups, pmiss = _value_map(precs, pkeys, step_key)
-        steps, H, R, counts = pair(ent, perf, rule)
+        ps, pv, pdups, pmiss = value_map(frame, prows, pkeys, step)
+        steps, H, R, counts = pair_arrays(es, ev, ps, pv, rule)
         w = list(warn)
         if pname in KEY_WARNINGS:
             w.append(KEY_WARNINGS[pname])
@@ -232,9 +247,9 @@ def _build_run(recs: list[Record], run: str, source: str, fmt: str, opts: Import
         name = f"{base} {split}" if split and (fmt != "run" or len(specs) > 1) else base
         s = Series(source, name, fmt, steps, H, R, ekey, pname, pairing, w, {"run": base, "split": split or "",
                    "format": fmt, "source": source})
-        if len(perf) and pmiss == len(perf):
+        if len(ps) and pmiss == len(ps):
             s.error = f"all {pmiss} values of {pname} are NaN/null: nothing to fit (check the run for divergence)"
-        elif len(ent) and emiss == len(ent):
+        elif len(es) and emiss == len(es):
             s.error = f"all {emiss} values of {ekey} are NaN/null: nothing to fit (check the run for divergence)"
         out.append(s)
     return out
@@ -276,6 +291,18 @@ def _run_series(path: Path, opts: ImportOptions) -> list[Series]:
     return out
 
 
+def _detect(path: Path) -> str:
+    """detect_format, and W&B run files (binary, so they are recognised first)."""
+    if path.is_file() and is_wandb_file(path):
+        return "wandb"
+    try:
+        return detect_format(path)
+    except LogImportError:
+        if path.is_dir() and run_files(path):
+            return "wandb"
+        raise
+
+
 def load_series(paths: list[Path], opts: ImportOptions) -> list[Series]:
     """Every series in `paths` (files or directories). Raises LogImportError for a path
     that cannot be read at all; W&B CSV files are joined on step, per run."""
@@ -284,22 +311,34 @@ def load_series(paths: list[Path], opts: ImportOptions) -> list[Series]:
     out: list[Series] = []
     wandb: list[tuple[Path, str]] = []
     for path in paths:
+        url = as_url(path)
+        if url is not None:  # wandb://ENTITY/PROJECT/RUN_ID: the W&B API
+            recs, notes = read_api(url)
+            out.extend(build_series(recs, source=url, fmt="wandb", opts=opts, notes=notes))
+            continue
         path = Path(path)
         if not path.exists():
             raise LogImportError(f"cannot read {path}: no such file or directory")
-        fmt = detect_format(path) if opts.fmt == "auto" else opts.fmt
+        fmt = _detect(path) if opts.fmt == "auto" else opts.fmt
         if fmt == "run":
             out.extend(_run_series(path, opts))
             continue
         if fmt == "wandb-csv":  # joined across files below
             wandb.append((path, read_text(path, "a wandb-csv log")))
             continue
-        recs, notes = read_records(path, fmt, opts)
+        if fmt == "csv":
+            recs, notes = read_csv(path, wanted(opts), opts.where, steplike(opts))
+        elif fmt in ("jsonl", "verl"):
+            recs, notes = read_jsonl(path, fmt, wanted(opts), opts.where, steplike(opts))
+        elif fmt == "wandb":
+            recs, notes = read_offline(path)
+        else:
+            recs, notes = read_records(path, fmt, opts)
         out.extend(build_series(recs, source=str(path), fmt=fmt, opts=opts, notes=notes))
     if wandb:
         recs, notes = [], []
         for path, text in wandb:
-            r, n = read_csv_table(path, text, wandb=True)
+            r, n = read_wandb_csv(path, text)
             recs += r
             notes = n
         source = str(wandb[0][0]) if len(wandb) == 1 else ",".join(str(p) for p, _ in wandb)

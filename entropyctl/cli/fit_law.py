@@ -39,6 +39,7 @@ class LogFormat(str, Enum):
     verl = "verl"
     verl_console = "verl-console"
     wandb_csv = "wandb-csv"
+    wandb = "wandb"
     csv = "csv"
     jsonl = "jsonl"
 
@@ -61,7 +62,8 @@ class FitLawArgs:
     """The command line of fit-law, each option declared once (its type, flag and help)."""
 
     paths: Annotated[list[Path], typer.Argument(
-        help="entropyctl run or sweep dirs (searched recursively), TRL output dirs or log files.",
+        help="entropyctl run or sweep dirs (searched recursively), TRL output dirs, log files, offline W&B "
+             "runs, or wandb://ENTITY/PROJECT/RUN_ID (the W&B API).",
         show_default=False)]
     fmt: Annotated[LogFormat, _opt("Input format; auto-detected per path.", None, "--format")] = LogFormat.auto
     entropy: Annotated[Optional[str], _opt("Entropy key (default: entropy/seqmean on our runs, else the "
