@@ -44,7 +44,7 @@ def main(out_dir: str | Path | None = None, pairs: int = 8, prompts: int = 64, t
     from datasets import Dataset
     from hydra import compose, initialize_config_dir
     from omegaconf import OmegaConf
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from entropyctl.config import register_schemas
@@ -77,9 +77,15 @@ def main(out_dir: str | Path | None = None, pairs: int = 8, prompts: int = 64, t
     data = Dataset.from_dict({"prompt": texts, "idx": list(range(len(problems)))})
     eos, task = tokenizer.eos_token_id, state.task
 
+    generations: list[dict] = []  # per TRL generation batch: a check that both rounds do the same work
+
     def lab_reward(prompts, completions, completion_ids, idx, **_):
         # entropyctl's score(): a completion that never emitted end-of-sequence is unfinished.
-        return [task.score(text, problems[i], eos in ids) for text, ids, i in zip(completions, completion_ids, idx)]
+        scores = [task.score(text, problems[i], eos in ids) for text, ids, i in zip(completions, completion_ids, idx)]
+        # Lengths count end-of-sequence, as entropyctl's response/length does.
+        generations.append({"reward": sum(scores) / len(scores),
+                            "length": sum(len(ids) for ids in completion_ids) / len(completion_ids)})
+        return scores
 
     # transformers 5.2x renamed gradient_checkpointing (GRPOConfig turns it on by default).
     no_ckpt = next(k for k in ("activation_checkpointing", "gradient_checkpointing")
@@ -116,11 +122,16 @@ def main(out_dir: str | Path | None = None, pairs: int = 8, prompts: int = 64, t
             timers = sum(v for k, v in row.items() if k.startswith("time/") and k != "time/eval")
             measured.append({"pair": r, "trl_s": round(trl_s, 4), "entropyctl_s": round(wall, 4),
                              "entropyctl_timers_s": round(timers, 4), "ratio": round(trl_s / wall, 3),
+                             "trl_reward": round(generations[-1]["reward"], 4),
+                             "entropyctl_reward": round(row["reward/mean"], 4),
+                             "trl_length": round(generations[-1]["length"], 3),
+                             "entropyctl_length": round(row["response/length"], 3),
                              "threads": torch.get_num_threads()})
             self.t = time.perf_counter()
 
     trainer = GRPOTrainer(model=model, reward_funcs=lab_reward, args=args, train_dataset=data,
                           processing_class=tokenizer, callbacks=[Pairs()])
+    trainer.remove_callback(PrinterCallback)  # disable_tqdm puts a printer of every log in its place
     trainer.train()
 
     timed = measured[1:]
