@@ -20,6 +20,7 @@ TRL is the optional `bench` extra (pip install -e '.[bench]'); without it the ro
 from __future__ import annotations
 
 import random
+import shutil
 import statistics
 import tempfile
 import time
@@ -132,7 +133,10 @@ def main(out_dir: str | Path | None = None, pairs: int = 8, prompts: int = 64, t
     trainer = GRPOTrainer(model=model, reward_funcs=lab_reward, args=args, train_dataset=data,
                           processing_class=tokenizer, callbacks=[Pairs()])
     trainer.remove_callback(PrinterCallback)  # disable_tqdm puts a printer of every log in its place
-    trainer.train()
+    try:
+        trainer.train()
+    finally:
+        shutil.rmtree(args.output_dir, ignore_errors=True)  # save_strategy=no: nothing worth keeping
 
     timed = measured[1:]
     ratios = [p["ratio"] for p in timed]
@@ -149,7 +153,7 @@ def main(out_dir: str | Path | None = None, pairs: int = 8, prompts: int = 64, t
         "threads": threads,
         "config": (f"lab base, {ro.prompts_per_round} prompts x G={G}, {cfg.task.max_new_tokens} new tokens, "
                    f"T={ro.temperature}, {opt.minibatches} optimiser steps of {completions // opt.minibatches}, "
-                   f"lr {opt.lr}, beta 0, TRL loss_type=bnpo, cpu float32, {threads} threads, eval excluded; "
+                   f"lr {opt.lr}, beta 0, TRL loss_type=bnpo and optim={getattr(args.optim, 'value', args.optim)}, cpu float32, {threads} threads, eval excluded; "
                    "first pair dropped; entropyctl time = run_round wall minus eval"),
     }
 
