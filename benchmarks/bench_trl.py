@@ -153,7 +153,8 @@ def main(out_dir: str | Path | None = None, pairs: int = 8, prompts: int = 64, t
         "threads": threads,
         "config": (f"lab base, {ro.prompts_per_round} prompts x G={G}, {cfg.task.max_new_tokens} new tokens, "
                    f"T={ro.temperature}, {opt.minibatches} optimiser steps of {completions // opt.minibatches}, "
-                   f"lr {opt.lr}, beta 0, TRL loss_type=bnpo and optim={getattr(args.optim, 'value', args.optim)}, cpu float32, {threads} threads, eval excluded; "
+                   f"lr {opt.lr}, beta 0, TRL loss_type=bnpo and optim={getattr(args.optim, 'value', args.optim)}, "
+                   f"cpu float32, {threads} threads, eval excluded; "
                    "first pair dropped; entropyctl time = run_round wall minus eval"),
     }
 
