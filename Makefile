@@ -27,7 +27,7 @@ lock: ## resolve the newest allowed versions in .venv-lock, run the tests there,
 	rm -rf $(LOCK_VENV) && $(PYTHON) -m venv $(LOCK_VENV)
 	$(LOCK_VENV)/bin/python -m pip install -q --upgrade pip
 	$(LOCK_VENV)/bin/python -m pip install -q $(TORCH_SPEC)
-	$(LOCK_VENV)/bin/python -m pip install -q -e ".[test]"
+	$(LOCK_VENV)/bin/python -m pip install -q -e ".[test,bench]"
 	$(LOCK_VENV)/bin/python -m pytest -q
 	{ sed -n '/^#/p' constraints.txt; $(LOCK_VENV)/bin/python -m pip freeze --exclude-editable \
 	  | grep -v '^-e ' | sed 's/+cpu$$//'; } > constraints.txt.new && mv constraints.txt.new constraints.txt
@@ -76,7 +76,8 @@ test-vllm: $(VLLM_STAMP) ## vLLM CPU build in .venv-vllm: backend conformance su
 test-slow: install ## minutes-long lab checks: GRPO collapses, Clip-Cov keeps entropy and format spread
 	$(BIN)/pytest -q -m slow
 
-bench: install ## benchmarks, JSON results in bench-results/
+bench: install ## benchmarks on a quiet machine: the issue-14 table in bench-results/bench.json (installs the [bench] extra: TRL)
+	$(PY) -m pip install -q -c constraints.txt -e ".[test,bench]"
 	mkdir -p bench-results
 	$(PY) benchmarks/run_all.py --out bench-results
 

@@ -12,7 +12,7 @@ from importlib.metadata import entry_points
 from typing import Any
 
 TASKS = "entropyctl.tasks"  # name -> class(TaskConfig) implementing tasks.base.Task
-MODELS = "entropyctl.models"  # model.kind -> ensure_base(model_cfg, task_cfg, cache_dir)
+MODELS = "entropyctl.models"  # model.kind -> ensure_base(model_cfg, task_cfg, cache_dir, progress: bool)
 
 
 def available(group: str) -> list[str]:

@@ -132,18 +132,18 @@ def _progress_bar(total: int):
 
 
 def ensure_base(model_cfg: ModelConfig, task_cfg: TaskConfig, cache_dir: str | Path,
-                progress=None) -> tuple[Path, dict, bool]:
+                progress: bool = True) -> tuple[Path, dict, bool]:
     """(checkpoint dir, its pretrain stats, whether it was reused from the cache)."""
     final = base_dir(cache_dir, model_cfg, task_cfg)
     if (final / "pretrain.json").is_file():
         return final, json.loads((final / "pretrain.json").read_text()), True
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    if progress is None:
+    if progress:
         with _progress_bar(model_cfg.pretrain_steps) as bar:
             stats = pretrain(model_cfg, task_cfg, tmp, bar)
     else:
-        stats = pretrain(model_cfg, task_cfg, tmp, progress)
+        stats = pretrain(model_cfg, task_cfg, tmp)
     try:
         os.rename(tmp, final)
     except OSError:

@@ -143,7 +143,7 @@ def resolve_model_path(cfg: TrainConfig, log=print) -> Path:
     from entropyctl import plugins
 
     ensure_base = plugins.load(plugins.MODELS, cfg.model.kind)
-    path, stats, reused = ensure_base(cfg.model, cfg.task, cfg.cache_dir)
+    path, stats, reused = ensure_base(cfg.model, cfg.task, cfg.cache_dir, progress=cfg.progress)
     verb = "reused" if reused else "pretrained"
     log(f"base model {verb}: {path} (loss {stats['final_loss']:.3f}, sampled acc "
         f"{stats['val_acc']:.2f}, greedy acc {stats['val_greedy_acc']:.2f})")
