@@ -205,8 +205,9 @@ def check_config(cfg: TrainConfig, command: str) -> None:
     from entropyctl.tasks import check as check_task
 
     check_task(cfg.task)  # the prompt file, its rows, the verifier's extra: before any run dir
-    if cfg.model.kind == "lab" and not cfg.model.path and cfg.task.kind != "addition":
-        raise BadInput(f"task.kind={cfg.task.kind} needs a model with a real tokenizer (the lab model knows "
+    kind = cfg.task.curriculum.kind if cfg.task.kind == "curriculum" else cfg.task.kind  # what it trains on
+    if cfg.model.kind == "lab" and not cfg.model.path and kind != "addition":
+        raise BadInput(f"task.kind={kind} needs a model with a real tokenizer (the lab model knows "
                        "only additions); add model=hf model.path=/path/to/checkpoint")
     if command == "train":  # the rollout backend and its install are RolloutConfig's own checks
         _check_interventions(cfg.intervention)
