@@ -170,7 +170,8 @@ def _check_added_keys(overrides: list[str]) -> None:
         if o.startswith("+") and "=" in o:
             key = o.lstrip("+").split("=")[0]
             path = key.split(".")
-            if path[0] in ("intervention", "hydra") or _default_node(path) is not None:
+            phase = path[:2] == ["task", "curriculum"] and path[2:3] in (["a"], ["b"])  # config_task.phase_config checks it
+            if path[0] in ("intervention", "hydra") or phase or _default_node(path) is not None:
                 continue
             raise BadInput(f"unknown config key '{key}' (in '{o}'); check the spelling"
                            f"{_keys_hint(path[:-1] if _default_node(path[:-1]) is not None else [])}")
