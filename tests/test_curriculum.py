@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from entropyctl.runstore.glossary import CURRICULUM, describe
 from entropyctl.tasks import build
 from entropyctl.tasks.curriculum import phase_of, rounds_to_threshold
 from tests.test_configs import compose_train
@@ -94,6 +95,7 @@ def test_metrics_folded_from_the_rows(exact):
                for i, m in enumerate(logged) if "curriculum/rounds_to_threshold" in m]
     assert reached == [(6, 3.0)]  # logged once, in round 6's row (B's 3rd round), never again at 7
     assert sum("curriculum/kl_at_switch" in m for m in logged) == 1
+    assert {k for m in logged for k in m} <= set(CURRICULUM)  # each has its glossary line
 
 
 def test_a_resume_replays_the_rows_and_logs_what_an_uninterrupted_run_logs():
@@ -154,6 +156,8 @@ def test_the_run_switches_at_the_configured_round(run: Path):
     assert [("curriculum/eval_acc_a" in m, "curriculum/eval_acc_b" in m) for m in metrics] == \
         [(True, False)] * SWITCH + [(False, True)] * (ROUNDS - SWITCH)
     assert not any("curriculum/rounds_to_threshold" in m for m in metrics)  # the smoke model earns nothing
+    generic = describe("no/such/key")
+    assert all(describe(k) != generic for m in metrics for k in m if k.startswith("curriculum/"))
 
 
 def test_resume_after_the_switch_logs_what_the_uninterrupted_run_logged(run: Path):
