@@ -170,7 +170,8 @@ def _check_added_keys(overrides: list[str]) -> None:
         if o.startswith("+") and "=" in o:
             key = o.lstrip("+").split("=")[0]
             path = key.split(".")
-            phase = path[:2] == ["task", "curriculum"] and path[2:3] in (["a"], ["b"])  # config_task.phase_config checks it
+            # A curriculum phase takes any task key; config_task.phase_config checks them.
+            phase = path[:2] == ["task", "curriculum"] and path[2:3] in (["a"], ["b"])
             if path[0] in ("intervention", "hydra") or phase or _default_node(path) is not None:
                 continue
             raise BadInput(f"unknown config key '{key}' (in '{o}'); check the spelling"
