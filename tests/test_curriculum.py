@@ -135,9 +135,12 @@ def stable(rs: list[dict]) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def run(smoke_runs_dir: Path) -> Path:
-    entropyctl("train", *ARGS, f"runs_dir={smoke_runs_dir}", "sweep=curriculum")
-    (path,) = [p for p in (smoke_runs_dir / "curriculum").iterdir() if p.is_dir()]
+def run(tmp_path_factory) -> Path:
+    # Its own runs folder: the curriculum's base is cached apart from the session's smoke base
+    # (another task name), and other tests expect that one alone in the shared cache.
+    runs = tmp_path_factory.mktemp("runs")
+    entropyctl("train", *ARGS, f"runs_dir={runs}", "sweep=curriculum")
+    (path,) = [p for p in (runs / "curriculum").iterdir() if p.is_dir()]
     return path
 
 
