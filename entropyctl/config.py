@@ -10,17 +10,17 @@ not here: each intervention's dataclass sits next to its function in
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, Optional
 
 from hydra.core.config_store import ConfigStore
 
+# The task group's schemas sit in config_task.py (length); they are config's as much as these.
+from entropyctl.config_task import CurriculumConfig, FormatConfig, TaskConfig  # noqa: F401
 from entropyctl.errors import BadInput
 from entropyctl.limits import (AGG_MODES, ATTN_IMPLS, DTYPES, ESTIMATORS, LOSS_NORMS, ROLLOUT_BACKENDS,
-                               ROLLOUT_CORRECTIONS, SEED_MAX, TASK_VERIFIERS,
-                               VLLM_CPU_HEAD_SIZES, at_least, check_device, has_cuda, one_of, positive,
-                               within)
+                               ROLLOUT_CORRECTIONS, SEED_MAX, VLLM_CPU_HEAD_SIZES, at_least, check_device,
+                               has_cuda, one_of, positive, within)
 
 
 @dataclass
@@ -82,103 +82,6 @@ class ModelConfig:
 # ModelConfig settings of how a run holds and runs the model, not of its weights: the lab's
 # base-model cache key (lab/pretrain.base_hash) leaves them out, so they never re-pretrain.
 MODEL_RUNTIME_KEYS = ("dtype", "gradient_checkpointing", "base_device", "base_kl", "logits_chunk_mb")
-
-
-@dataclass
-class FormatConfig:
-    name: str = "equals"
-    # Lab (task.kind=addition): the corpus writes `<prompt><prefix><answer>`.
-    prefix: str = "="  # text between the prompt and the answer digits
-    share: float = 1.0  # share of the pretraining corpus written in this format
-    correct: float = 1.0  # share of this format's corpus answers that are correct
-    # Free text (task.kind=jsonl): a regular expression searched in the completion; the
-    # first declared format whose pattern matches names the completion's format.
-    pattern: Optional[str] = None
-
-    def __post_init__(self) -> None:
-        if not self.name:
-            raise BadInput("task.formats: a format has an empty name; give each format a name")
-        if not (self.share >= 0 and math.isfinite(self.share)):
-            raise BadInput(f"task.formats {self.name}: share={self.share} must be >= 0; give e.g. share=0.5")
-        if not 0 <= self.correct <= 1:
-            raise BadInput(f"task.formats {self.name}: correct={self.correct} must be in [0, 1]; give e.g. "
-                           "correct=0.5")
-
-
-def _lab_formats() -> List[FormatConfig]:
-    # Issue 2: the common format is the least accurate, so RL has a reason to move off it.
-    return [
-        FormatConfig("equals", "=", 0.55, 0.35),
-        FormatConfig("arrow", " => answer ", 0.30, 0.50),
-        FormatConfig("hash", " #### ", 0.15, 0.75),
-    ]
-
-
-@dataclass
-class TaskConfig:
-    name: str = "addition"  # the label in run ids, run.json and reports
-    kind: str = "addition"  # the plugin that builds it (entry point in "entropyctl.tasks")
-    max_new_tokens: int = 16  # completion token budget; an unfinished completion is truncated
-    formats: List[FormatConfig] = field(default_factory=_lab_formats)
-
-    # --- the lab (kind=addition): fixed-width additions, a synthetic pretraining corpus
-    digits: int = 2  # operands are fixed-width, zero-padded
-    # Wrong corpus answers are the sum plus one of these (never below 0).
-    error_offsets: List[int] = field(default_factory=lambda: [-10, -2, -1, 1, 2, 10])
-    n_val: int = 256  # fixed validation prompts, held out of training
-    val_seed: int = 1234  # also splits a prompt file's validation rows off (kind=jsonl)
-
-    # --- a prompt file (kind=jsonl; docs/tasks.md): one problem per row
-    path: Optional[str] = None  # .jsonl, .parquet or .csv
-    prompt_key: str = "question"
-    answer_key: str = "answer"
-    demo_key: Optional[str] = None  # a worked solution for sft_refresh; default: the answer field
-    val_path: Optional[str] = None  # held-out rows; without it `val_size` rows of `path` are held out
-    val_size: int = 64
-    system_prompt: Optional[str] = None
-    # Render prompts with the tokenizer's chat template; null = when the tokenizer has one.
-    chat_template: Optional[bool] = None
-    verifier: str = "number"  # one of TASK_VERIFIERS
-    answer_pattern: Optional[str] = None  # verifier=regex: group 1 (or the match) is the answer
-    # Reward of a wrong answer written in a declared format (a correct one earns 1).
-    format_reward: float = 0.0
-    # Strategic phrases (spec §8.1): tokens covered by one are planning tokens (HICRA and the
-    # planning/execution entropies). Matched case-insensitively in the completion text.
-    planning_phrases: List[str] = field(default_factory=list)
-    max_bad_rows: int = 0  # rows missing a key, with an empty prompt or an unreadable answer
-
-    def __post_init__(self) -> None:
-        if not self.kind:
-            raise BadInput("task.kind is empty; give the task plugin, e.g. task.kind=addition or task=jsonl")
-        if self.max_new_tokens < 1:
-            raise BadInput(f"task.max_new_tokens={self.max_new_tokens} is out of range; give task.max_new_tokens>=1")
-        if self.verifier not in TASK_VERIFIERS:
-            raise BadInput(f"task.verifier={self.verifier} is unknown; give one of {', '.join(TASK_VERIFIERS)}")
-        if not 0.0 <= self.format_reward < 1.0:
-            raise BadInput(f"task.format_reward={self.format_reward} is out of range; give 0 <= task.format_reward < 1")
-        for key in ("val_size", "max_bad_rows", "n_val"):
-            if getattr(self, key) < 0:
-                raise BadInput(f"task.{key}={getattr(self, key)} is negative; give task.{key}>=0")
-        if self.verifier == "regex" and not self.answer_pattern:
-            raise BadInput("task.verifier=regex needs task.answer_pattern (a regular expression; group 1 is the answer)")
-        for what, pat in [("task.answer_pattern", self.answer_pattern),
-                          *((f"task.formats.{f.name}.pattern", f.pattern) for f in self.formats)]:
-            if pat is None:
-                continue
-            try:
-                re.compile(pat)
-            except re.error as e:
-                raise BadInput(f"{what}={pat!r} is not a regular expression ({e}); fix or quote it") from None
-        for key in ("prompt_key", "answer_key"):
-            if self.kind == "jsonl" and not getattr(self, key):
-                raise BadInput(f"task.{key} is empty; give the field name of the rows' {key.split('_')[0]}")
-        if self.kind == "jsonl" and not self.path:
-            raise BadInput("task=jsonl needs the prompt file: add task.path=/path/to/prompts.jsonl")
-        if self.kind == "addition":
-            for key in ("digits", "n_val"):
-                at_least(f"task.{key}", getattr(self, key), 1)
-            if not self.formats or not sum(f.share for f in self.formats) > 0:
-                raise BadInput("task.formats has no format with share > 0; give at least one format a positive share")
 
 
 @dataclass
@@ -385,6 +288,10 @@ class TrainConfig:
         for key in ("runs_dir", "cache_dir"):
             if not str(getattr(self, key)).strip():
                 raise BadInput(f"{key} is empty; give a folder, e.g. {key}=runs")
+        switch = self.task.curriculum.switch_round
+        if self.task.kind == "curriculum" and switch >= self.rounds:
+            raise BadInput(f"task.curriculum.switch_round={switch} is not before the last round (rounds={self.rounds}); "
+                           "give a switch_round below rounds")
         m = self.model
         if self.rollout.backend == "vllm" and m.kind == "lab" and m.heads > 0 and m.hidden % m.heads == 0:
             head = m.hidden // m.heads

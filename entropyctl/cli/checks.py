@@ -170,7 +170,9 @@ def _check_added_keys(overrides: list[str]) -> None:
         if o.startswith("+") and "=" in o:
             key = o.lstrip("+").split("=")[0]
             path = key.split(".")
-            if path[0] in ("intervention", "hydra") or _default_node(path) is not None:
+            # A curriculum phase takes any task key; config_task.phase_config checks them.
+            phase = path[:2] == ["task", "curriculum"] and path[2:3] in (["a"], ["b"])
+            if path[0] in ("intervention", "hydra") or phase or _default_node(path) is not None:
                 continue
             raise BadInput(f"unknown config key '{key}' (in '{o}'); check the spelling"
                            f"{_keys_hint(path[:-1] if _default_node(path[:-1]) is not None else [])}")
@@ -205,8 +207,9 @@ def check_config(cfg: TrainConfig, command: str) -> None:
     from entropyctl.tasks import check as check_task
 
     check_task(cfg.task)  # the prompt file, its rows, the verifier's extra: before any run dir
-    if cfg.model.kind == "lab" and not cfg.model.path and cfg.task.kind != "addition":
-        raise BadInput(f"task.kind={cfg.task.kind} needs a model with a real tokenizer (the lab model knows "
+    kind = cfg.task.curriculum.kind if cfg.task.kind == "curriculum" else cfg.task.kind  # what it trains on
+    if cfg.model.kind == "lab" and not cfg.model.path and kind != "addition":
+        raise BadInput(f"task.kind={kind} needs a model with a real tokenizer (the lab model knows "
                        "only additions); add model=hf model.path=/path/to/checkpoint")
     if command == "train":  # the rollout backend and its install are RolloutConfig's own checks
         _check_interventions(cfg.intervention)

@@ -17,7 +17,7 @@ import random
 import shutil
 import time
 from contextlib import contextmanager
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -79,7 +79,9 @@ def pretrain(model_cfg: ModelConfig, task_cfg: TaskConfig, out_dir: Path, progre
     hf_logging.disable_progress_bar()
     torch.manual_seed(model_cfg.pretrain_seed)
     rng = random.Random(model_cfg.pretrain_seed)
-    task = AdditionTask(task_cfg)
+    # The corpus covers every operand and its stats count every format, whatever RL trains on
+    # (task.operands, task.reward_formats are not in base_hash).
+    task = AdditionTask(replace(task_cfg, kind="addition", operands=None, reward_formats=None))
     tokenizer = build_char_tokenizer()
     model = build_lab_model(model_cfg, tokenizer)
     opt = torch.optim.AdamW(model.parameters(), lr=model_cfg.pretrain_lr, weight_decay=0.0)

@@ -50,8 +50,17 @@ class AdditionTask:
         all_pairs = [(a, b) for a in range(self.n_values) for b in range(self.n_values)]
         val_rng = random.Random(cfg.val_seed)
         val = set(val_rng.sample(range(len(all_pairs)), min(cfg.n_val, len(all_pairs) // 2)))
-        self.val_problems = [self._problem(*all_pairs[i]) for i in sorted(val)]
-        self._train_pairs = [p for i, p in enumerate(all_pairs) if i not in val]
+        # The split is drawn over every pair, then cut to `operands`: a range's validation
+        # prompts are held out of training and of the pretraining corpus alike.
+        lo, hi = cfg.operands if cfg.operands is not None else (0, self.n_values - 1)
+        inside = [lo <= a <= hi and lo <= b <= hi for a, b in all_pairs]
+        self.val_problems = [self._problem(*all_pairs[i]) for i in sorted(val) if inside[i]]
+        self._train_pairs = [p for i, p in enumerate(all_pairs) if i not in val and inside[i]]
+        if not self.val_problems or not self._train_pairs:
+            raise BadInput(f"task.operands={list(cfg.operands)} leaves no training or no validation prompt; "
+                           "give a wider range")
+        paid = cfg.reward_formats
+        self._paid = [f for f in self.formats if paid is None or f.name in paid]
 
     def _problem(self, a: int, b: int) -> Problem:
         d = self.cfg.digits
@@ -130,10 +139,10 @@ class AdditionTask:
 
     def score(self, completion: str, problem: Problem, finished: bool = True) -> float:
         """1.0 for `<known prefix><correct integer>` exactly, ended within max_new_tokens,
-        else 0.0."""
+        else 0.0. Only the formats of `task.reward_formats` earn it (all when unset)."""
         if not finished:
             return 0.0
-        for f in self.formats:
+        for f in self._paid:
             if completion == f"{f.prefix}{problem.answer}":
                 return 1.0
         return 0.0

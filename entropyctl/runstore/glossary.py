@@ -115,6 +115,17 @@ PROBES: dict[str, str] = {
     "time/probes": "seconds spent on this round's probes (the first probe of a run also counts building the probe sets and the base curve)",
 }
 
+# task=curriculum, the plasticity probe (issue 10, spec §9; entropyctl/tasks/curriculum.py):
+# task A for task.curriculum.switch_round = N rounds, then task B.
+CURRICULUM: dict[str, str] = {
+    "curriculum/phase": "the task the round trains, evaluates and scores on: 0 = A (rounds < N), 1 = B (every round of a curriculum run)",
+    "curriculum/eval_acc_a": "eval/acc of a round on A (rounds < N): A's validation accuracy",
+    "curriculum/eval_acc_b": "eval/acc of a round on B (rounds >= N): B's validation accuracy, the reward on B",
+    "curriculum/kl_at_switch": "KL(policy || base) per token of the policy after N rounds on A, logged in round N's row: kl/rev_exact when probes ran in round N (on A's probe prompts), else kl/base_k3 of round N (on B's first rollouts)",
+    "curriculum/kl_at_switch_exact": "1 when curriculum/kl_at_switch is the exact probe value kl/rev_exact, 0 when it is the k3 estimate kl/base_k3",
+    "curriculum/rounds_to_threshold": "rounds of training on B until B's eval/acc first reaches task.curriculum.threshold (1 = after B's first round); logged once, in that round's row; absent = not reached",
+}
+
 # What fit-law and compare read by default: the paper's H is the per-response mean
 # (train_entropy/all in the authors' fork), R a validation score.
 DEFAULT_ENTROPY_KEY = "entropy/seqmean"
@@ -130,6 +141,8 @@ def describe(key: str) -> str:
         return CONDITIONAL[key]
     if key in PROBES:
         return PROBES[key]
+    if key in CURRICULUM:
+        return CURRICULUM[key]
     for pattern, text in PROBES.items():
         if "<" in pattern and re.fullmatch(re.sub(r"<[^>]+>", "[^/]+", re.escape(pattern)), key):
             return text

@@ -8,6 +8,11 @@ Whether a completion ended (end-of-sequence within `task.max_new_tokens`) reache
 A task is a class built from a `TaskConfig` and registered by `task.kind` under the entry-point
 group "entropyctl.tasks" (entropyctl/plugins.py). Optional: a `check(cfg)` static method
 the CLI calls before any run directory exists, and `describe() -> str`, a line for the log.
+
+A task that changes over a run (the curriculum) also has `at_round(r)`, called before round r
+(before its probes), and `observe(row)`, called with each finished round's metrics row (and,
+on resume, with every row logged before the checkpoint, in order); both return metrics for
+the row. `enter_round` and `observe_round` call them and are no-ops for other tasks.
 """
 
 from __future__ import annotations
@@ -43,3 +48,15 @@ class Task(Protocol):
 
     def demonstrations(self, rng: random.Random, n: int) -> tuple[list, list[str]]:
         """n problems with correct completions, without end-of-sequence (sft_refresh)."""
+
+
+def enter_round(task, r: int) -> dict[str, float]:
+    """Round r begins: the task's metrics for its row (a task without `at_round` has none)."""
+    hook = getattr(task, "at_round", None)
+    return hook(r) if hook is not None else {}
+
+
+def observe_round(task, row: dict) -> dict[str, float]:
+    """A finished round's row: what the task derives from it (without `observe`: nothing)."""
+    hook = getattr(task, "observe", None)
+    return hook(row) if hook is not None else {}

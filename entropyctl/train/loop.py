@@ -33,9 +33,10 @@ from entropyctl.train.rescore import base_logp, rescore
 from entropyctl.train.reward import readable_samples, score
 from entropyctl.train.backends import Backend, make_backend
 from entropyctl.train.rollout import mismatch, sample
-from entropyctl.runstore.store import CONFIG, SAMPLES, RunWriter, create_run
+from entropyctl.runstore.store import CONFIG, METRICS, SAMPLES, RunWriter, create_run, read_metrics
 from entropyctl.train.sampling import collect_rollouts, keep_informative
 from entropyctl.tasks import Task, build as build_task
+from entropyctl.tasks.base import enter_round, observe_round
 from entropyctl.train.update import RoundBatch, UpdateSettings, make_optimizer, update
 
 
@@ -278,12 +279,18 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
                 checkpoint(0)  # resume never depends on re-running setup the same way
             if start > 0:
                 state.backend.push_weights(state.model)  # resumed weights, not the base's
+                if hasattr(state.task, "observe"):  # what the task folded from the rounds before
+                    for old in read_metrics(writer.path / METRICS).rows:
+                        observe_round(state.task, old)
             for r in range(start, cfg.rounds):
+                phased = enter_round(state.task, r)  # a task that changes over rounds (curriculum)
                 # Before the round: probes measure the policy that samples it (round 0 = base).
                 probed = probes.run(r) if probes is not None else {}
                 samples: list = []
                 row = run_round(r, state, cfg, samples)
                 row.update(probed)
+                row.update(phased)
+                row.update(observe_round(state.task, row))
                 writer.append(row)
                 writer.append(*samples, to=SAMPLES)
                 writer.update(rounds_done=r + 1)
