@@ -16,11 +16,13 @@ from typing import Any, Dict, Optional
 from hydra.core.config_store import ConfigStore
 
 # The task group's schemas sit in config_task.py (length); they are config's as much as these.
-from entropyctl.config_task import CurriculumConfig, FormatConfig, TaskConfig  # noqa: F401
+from entropyctl.config_task import CurriculumConfig, FormatConfig, TaskConfig
 from entropyctl.errors import BadInput
 from entropyctl.limits import (AGG_MODES, ATTN_IMPLS, DTYPES, ESTIMATORS, LOSS_NORMS, ROLLOUT_BACKENDS,
                                ROLLOUT_CORRECTIONS, SEED_MAX, VLLM_CPU_HEAD_SIZES, at_least, check_device,
                                has_cuda, one_of, positive, within)
+
+_REEXPORTED = (CurriculumConfig, FormatConfig, TaskConfig)  # `from entropyctl.config import TaskConfig` keeps working
 
 
 @dataclass
