@@ -68,6 +68,10 @@ METRICS: tuple[Metric, ...] = (
     Metric("format/top_share", "top format", "final share of the most common answer format"),
     Metric("t_dom", "t_dom(90%)", "first round where one format's share >= 90 %"),
     Metric("kl/base_k3", "KL to base", "final k3 KL(policy || base) per token"),
+    # task=curriculum (the plasticity probe): one value per run, absent elsewhere (then not shown)
+    Metric("curriculum/kl_at_switch", "KL at switch", "KL(policy || base) when the curriculum switched to task B"),
+    Metric("curriculum/rounds_to_threshold", "rounds to B",
+           "rounds on task B until its reward first reached task.curriculum.threshold (missing: never)"),
 )
 
 

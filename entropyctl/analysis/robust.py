@@ -36,7 +36,8 @@ RANGES: tuple[tuple[str, tuple[float, float]], ...] = (
     ("eval/pass@*", UNIT), ("eval/base_pass@*", UNIT), ("eval/format/*", UNIT),
     ("format/top_share", UNIT), ("format/share/*", UNIT), ("format/acc/*", UNIT), ("repr/cka/*", UNIT),
     ("format/entropy", NONNEG), ("entropy/*", NONNEG), ("kl/*", NONNEG),
-    ("half_life", NONNEG), ("t_dom", NONNEG),
+    ("half_life", NONNEG), ("t_dom", NONNEG), ("curriculum/kl_at_switch", NONNEG),
+    ("curriculum/rounds_to_threshold", NONNEG),
 )
 
 

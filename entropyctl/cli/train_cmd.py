@@ -76,10 +76,10 @@ def _train_task(cfg) -> None:
     overrides = list(hc.overrides.task)
     multirun = hc.mode == RunMode.MULTIRUN
 
-    def run() -> None:
+    def run() -> Path:  # the run dir: the sweep record names it
         typed = _typed(cfg)
         typed.threads = job_threads(typed.threads, hc.launcher.get("n_jobs"), _cores())
-        train_or_resume(typed, overrides)
+        return train_or_resume(typed, overrides)
 
     if multirun:  # each job leaves a record of its own for runs/<sweep>/sweep.json
         sweep_dir = Path(str(cfg.runs_dir)) / str(cfg.sweep)
