@@ -71,7 +71,7 @@ def choose_stat(requested: str | None, sizes: Sequence[int]) -> tuple[str, str]:
     """(stat, why) for the report: the requested one, or the default by the smallest group."""
     smallest = min(sizes) if sizes else 0
     if requested is not None:
-        return requested, f"--stat {requested} (smallest group n={smallest})"
+        return requested, f"asked for with --stat; the smallest group has n={smallest}"
     if smallest <= BOOTSTRAP_MAX_N:
         return "bootstrap", (f"default: the smallest group has n={smallest} <= {BOOTSTRAP_MAX_N} seeds, "
                              "where Student-t intervals are too wide to trust")
