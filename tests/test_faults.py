@@ -23,12 +23,18 @@ from entropyctl.runstore.store import DROPPED, RunStoreError, create_run, read_m
 from tests.helpers import wait_for_single_run
 
 SMOKE = ("experiment=smoke", "progress=false", "threads=1")
-INTR_ROUNDS = 20
+INTR_ROUNDS = 80
+
+
+def _sigint_default() -> None:
+    # A non-interactive shell starts background jobs with SIGINT ignored and Python keeps it
+    # ignored: the Ctrl-C below must reach the child however the test runner was started.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def entropyctl(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "entropyctl", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=_sigint_default)
 
 
 
@@ -52,7 +58,8 @@ def faults(runs: Path) -> dict:
     # lr 1e30: the entropy bonus's first Adam step leaves non-finite weights/gradients.
     nan = entropyctl("train", *SMOKE, f"runs_dir={runs}", "sweep=nan", "intervention=entropy_bonus",
                      "optim.lr=1e30", "rounds=4")
-    # 20 rounds: Ctrl-C lands mid-run however fast a smoke round gets (5 rounds raced it once)
+    # 80 rounds (~0.1 s each): Ctrl-C lands mid-run even when this process is starved for seconds
+    # (5 and then 20 rounds finished before the signal in a fresh-clone CI run)
     intr = entropyctl("train", *SMOKE, f"runs_dir={runs}", "sweep=intr", f"rounds={INTR_ROUNDS}", "checkpoint_every=2")
     run = wait_for_single_run(runs / "intr")
     while (run / "metrics.jsonl").read_text().count("\n") < 3:
