@@ -31,8 +31,10 @@ from entropyctl.runstore.samples import read_samples, truncate_samples
 from entropyctl.runstore.store import DROPPED, SAMPLES, RunStoreError, lock_run, truncate_metrics
 from tests.helpers import wait_for_single_run
 
-ROUNDS = 5
-ARGS = ("experiment=smoke", f"rounds={ROUNDS}", "checkpoint_every=2",
+# 12 rounds of 32 prompts: the kill after the 3rd row must land mid-run however fast a smoke
+# round gets (5 rounds of 8 prompts finished before the SIGKILL in a fresh-clone CI run).
+ROUNDS = 12
+ARGS = ("experiment=smoke", f"rounds={ROUNDS}", "checkpoint_every=2", "rollout.prompts_per_round=32",
         "intervention=[entropy_bonus,adaptive_entropy,entropic]", "intervention.adaptive_entropy.target=10.0",
         "intervention.adaptive_entropy.delta=0.01", "intervention.adaptive_entropy.coef_max=1.0",
         "intervention.entropic.target=2.0", "progress=false", "threads=1")
@@ -103,7 +105,8 @@ def test_killed_run_logs_every_round_exactly_once(pair):
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "finished" and info["rounds_done"] == ROUNDS and info["error"] is None
     [resume] = info["resumes"]
-    assert resume["from_round"] in (2, 4) and resume["from_round"] <= pair["logged"]
+    # the newest checkpoint (every 2 rounds) at or just before the rows logged at the kill
+    assert resume["from_round"] % 2 == 0 and pair["logged"] - 2 <= resume["from_round"] <= pair["logged"]
     # The rows logged after the checkpoint were recomputed; the old copies are kept aside.
     assert resume["rows_dropped"] == pair["logged"] - resume["from_round"] >= 0
     dropped = [json.loads(line) for line in (run / DROPPED).read_text().splitlines()] if resume["rows_dropped"] else []
