@@ -132,3 +132,46 @@ def test_sampler_uses_the_cache_name_of_the_installed_transformers(capfd):
         hf_logging.set_verbosity_error()
     said = [str(w.message) for w in caught if "deprecated" in str(w.message)]
     assert "deprecated" not in err and not said, (err, said)
+
+
+def test_draw_is_torch_multinomial_bit_for_bit_on_cpu():
+    """The sampler's exponential race with noise drawn for the batch gives torch.multinomial's
+    draws on the CPU: the compaction below keeps the draws a run made before it existed."""
+    from entropyctl.train.backends.torch_backend import draw
+
+    probs = torch.softmax(torch.randn(300, 99, generator=torch.Generator().manual_seed(1)) * 3, -1)
+    ours = draw(probs, torch.empty_like(probs).exponential_(1, generator=torch.Generator().manual_seed(7)))
+    theirs = torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(7)).squeeze(1)
+    assert torch.equal(ours, theirs)
+    assert len(set(ours.tolist())) > 10  # a real spread of draws, not one token everywhere
+
+
+def test_finished_rows_leave_the_batch_without_changing_a_draw():
+    """Rows that have finished are dropped from the decoding batch (and its KV cache); the ids,
+    log-probs and entropies of every row's real tokens stay exactly what decoding the full
+    batch to the end gives."""
+    import entropyctl.train.backends.torch_backend as tb
+
+    model = tiny_model(3)
+    with torch.no_grad():  # make end-of-sequence likely, so rows finish at many different steps
+        model.get_output_embeddings().weight[TOK.eos_token_id] *= 40.0
+    prompts = [p.prompt for p in AdditionTask(TaskConfig()).val_problems[:16]]
+    sizes = []
+    hook = model.register_forward_pre_hook(lambda m, a, kw: sizes.append(kw["input_ids"].shape[0]),
+                                           with_kwargs=True)
+    try:
+        compact = tb.sample_torch(model, TOK, prompts, 12, 1.0, torch.Generator().manual_seed(0), n=8)
+        saved, tb.MIN_COMPACT_ROWS = tb.MIN_COMPACT_ROWS, 10**9  # never compact
+        try:
+            sizes_compact, sizes[:] = list(sizes), []
+            full = tb.sample_torch(model, TOK, prompts, 12, 1.0, torch.Generator().manual_seed(0), n=8)
+        finally:
+            tb.MIN_COMPACT_ROWS = saved
+    finally:
+        hook.remove()
+    assert min(sizes_compact[1:]) < 128 and min(sizes[1:]) == 128  # it did compact, and the reference did not
+    lengths = completion_mask_from_ids(full[2], TOK.eos_token_id)[0].sum(1)
+    assert lengths.min() < lengths.max() - 3  # rows really finished at different steps
+    assert torch.equal(compact[2], full[2])
+    valid = completion_mask_from_ids(full[2], TOK.eos_token_id)[0].bool()
+    assert torch.equal(compact[3][valid], full[3][valid]) and torch.equal(compact[4][valid], full[4][valid])

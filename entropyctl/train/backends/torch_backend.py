@@ -31,6 +31,21 @@ class TorchBackend:
         pass
 
 
+# A batch is compacted to its unfinished rows only while it keeps at least this many: below
+# about a dozen rows the CPU matrix kernels switch path and a row's logits change in the last
+# bit, which would change draws; 32 leaves a margin.
+MIN_COMPACT_ROWS = 32
+
+
+def draw(probs: Tensor, noise: Tensor) -> Tensor:
+    """(A, V) probabilities, (A, V) Exp(1) noise -> (A,) token ids: argmax p / q, the
+    exponential race (Gumbel-max with exp applied), an exact sample from each row. It is what
+    torch.multinomial(probs, 1) computes on the CPU, so with the same noise the draws are the
+    same bit for bit; the noise is drawn for the whole batch, so which rows are still being
+    decoded never shifts the generator's stream."""
+    return (probs / noise).argmax(-1)
+
+
 # no_grad, not inference_mode: the ids come back as inputs of the update's forward pass, whose
 # embedding saves them for the backward pass (inference tensors cannot be saved).
 @torch.no_grad()
@@ -40,7 +55,9 @@ def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
     """`n` completions of each prompt, contiguous: (prompt_ids (B, P), prompt_mask (B, P),
     completion_ids (B, T), logp (B, T), entropy (B, T)) for B = n * len(prompts), with a KV
     cache; logp is each sampled token's log-prob and entropy that of the distribution it was
-    drawn from, both at `temperature` and in float32, as the rescoring pass computes them."""
+    drawn from, both at `temperature` and in float32, as the rescoring pass computes them
+    (0 after a row's end-of-sequence). Finished rows leave the batch (its cache included) once
+    a quarter of it has finished: a lab completion is half the token budget on average."""
     dev = model.get_input_embeddings().weight.device  # everything below is created there
     prompt_ids, prompt_mask = (t.to(dev) for t in encode_prompts(tokenizer, prompts))
     eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
@@ -57,13 +74,16 @@ def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
         dyn.batch_repeat_interleave(n)
         prompt_ids, prompt_mask, pos, logits = (t.repeat_interleave(n, dim=0) for t in (prompt_ids, prompt_mask, pos, logits))
     B, P = prompt_ids.shape
-    # One mask for the longest completion, sliced per step: no new tensor each token.
+    V = logits.shape[-1]
+    # The rows the model's batch holds (indices into B), with their mask and next position.
+    rows = torch.arange(B, device=dev)
     attn = torch.cat([prompt_mask, prompt_mask.new_ones(B, max_new_tokens)], dim=1)
     next_pos = pos[:, -1:] + 1
     done = torch.zeros(B, dtype=torch.bool, device=dev)
-    steps: list[Tensor] = []
-    step_logp: list[Tensor] = []
-    step_h: list[Tensor] = []
+    ids = torch.full((B, max_new_tokens), pad, dtype=torch.long, device=dev)
+    logp = torch.zeros(B, max_new_tokens, device=dev)
+    ent = torch.zeros(B, max_new_tokens, device=dev)
+    steps = 0
     for t in range(max_new_tokens):
         if not torch.isfinite(logits).all():
             raise Divergence("non-finite logits while sampling")
@@ -71,18 +91,25 @@ def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
         if greedy:
             nxt = logits.argmax(-1)
         else:
-            nxt = torch.multinomial(torch.softmax(scaled, dim=-1), 1, generator=generator).squeeze(1)
-        nxt = torch.where(done, torch.full_like(nxt, pad), nxt)
-        steps.append(nxt)
+            noise = torch.empty(B, V, device=dev).exponential_(1, generator=generator)
+            nxt = draw(torch.softmax(scaled, dim=-1), noise[rows] if len(rows) < B else noise)
+        nxt = torch.where(done[rows], torch.full_like(nxt, pad), nxt)
+        ids[rows, t] = nxt
         # Beside (not instead of) the softmax above, so the draws stay bit-identical.
-        step_logp.append(torch.log_softmax(scaled, -1).gather(1, nxt[:, None]).squeeze(1))
-        step_h.append(entropy_from_logits(scaled))
-        done = done | (nxt == eos)
-        if bool(done.all()):
+        logp[rows, t] = torch.log_softmax(scaled, -1).gather(1, nxt[:, None]).squeeze(1)
+        ent[rows, t] = entropy_from_logits(scaled)
+        done[rows] = done[rows] | (nxt == eos)
+        steps = t + 1
+        live = ~done[rows]
+        n_live = int(live.sum())
+        if n_live == 0:
             break
-        # Finished rows keep decoding pad tokens; their outputs are masked out afterwards.
+        if MIN_COMPACT_ROWS <= n_live <= 0.75 * len(rows):
+            keep = live.nonzero().squeeze(1)
+            dyn.batch_select_indices(keep)
+            rows, nxt, attn, next_pos = rows[keep], nxt[keep], attn[keep], next_pos[keep]
+        # Finished rows still held keep decoding pad tokens; their outputs are masked out.
         out = model(input_ids=nxt[:, None], attention_mask=attn[:, : P + t + 1], position_ids=next_pos,
                     use_cache=True, **cache)
         logits, next_pos = out.logits[:, -1], next_pos + 1
-    return (prompt_ids, prompt_mask, torch.stack(steps, dim=1), torch.stack(step_logp, dim=1),
-            torch.stack(step_h, dim=1))
+    return prompt_ids, prompt_mask, ids[:, :steps], logp[:, :steps], ent[:, :steps]
