@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Optional
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from entropyctl.maths.entropy import entropy_from_logits
+from entropyctl.models.buckets import plan_groups, row_lengths
 from entropyctl.maths.losses import chunked_logprobs_entropy, logprobs_from_logits
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -168,10 +170,32 @@ def completion_scores(model, prompt_ids: Tensor, prompt_mask: Tensor, completion
                       completion_mask: Tensor, temperature: float, budget: ForwardBudget,
                       entropy: bool = True) -> tuple[Tensor, Tensor | None]:
     """(logp (B, T), h (B, T) or None), float32, of each completion token under temperature-
-    scaled logits (spec §0), on the model's device, within `budget`. Inputs may sit on
-    another device (the base model's): they are moved to the model's."""
+    scaled logits (spec §0), on the model's device, within `budget`; 0 after a row's last real
+    token. Rows are scored in groups of similar completion length, each cut to its longest row
+    (models/buckets.py). Inputs may sit on another device (the base model's): they are moved
+    to the model's."""
     dev = model.get_input_embeddings().weight.device
     args = [t.to(dev) for t in (prompt_ids, prompt_mask, completion_ids, completion_mask)]
+    B, P, T = args[0].shape[0], args[0].shape[1], args[2].shape[1]
+    groups = plan_groups(row_lengths(args[3]).tolist(), P)
+    if len(groups) == 1 and groups[0][1] == T:
+        return _score_budget(model, args, temperature, budget, entropy)
+    parts, order = [], []
+    for rows, t in groups:
+        idx = torch.tensor(rows, device=dev)
+        sub = [args[0][idx], args[1][idx], args[2][idx, :t], args[3][idx, :t]]
+        lp, h = _score_budget(model, sub, temperature, budget, entropy)
+        parts.append((F.pad(lp, (0, T - t)), None if h is None else F.pad(h, (0, T - t))))
+        order.extend(rows)
+    inv = torch.empty(B, dtype=torch.long, device=dev)
+    inv[torch.tensor(order, device=dev)] = torch.arange(B, device=dev)
+    logp = torch.cat([p[0] for p in parts])[inv]
+    return logp, torch.cat([p[1] for p in parts])[inv] if entropy else None
+
+
+def _score_budget(model, args: list[Tensor], temperature: float, budget: ForwardBudget,
+                  entropy: bool) -> tuple[Tensor, Tensor | None]:
+    """One batch, in row chunks when it holds more padded tokens than `budget.rows_tokens`."""
     B, L = args[0].shape[0], args[0].shape[1] + args[2].shape[1]
     rows = B if not budget.rows_tokens else max(1, budget.rows_tokens // L)
     if rows >= B:
