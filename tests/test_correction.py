@@ -7,6 +7,7 @@ Per-token log-ratios δ = old_logp − logp_roll, worked out by hand:
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -116,3 +117,11 @@ def test_the_weight_multiplies_the_surrogate_and_not_the_penalties():
     l1, _ = bonus.loss(b1, "token-mean", None)
     assert l1.item() == pytest.approx(l0.item() + 1.0)  # only the surrogate's −1 went away
     assert l1.item() == pytest.approx(-0.1 * 0.5)  # what is left is the bonus, unweighted
+
+
+def test_no_mismatch_logs_a_plain_zero_not_minus_zero():
+    """The torch backend samples with the trainer's own numbers (δ = 0 everywhere): its log
+    line should read 0.0, not -0.0."""
+    m = mismatch_metrics(OLD, OLD.clone(), MASK)
+    assert m["mismatch/kl_k1"] == 0.0 and math.copysign(1.0, m["mismatch/kl_k1"]) == 1.0
+    assert json.dumps(m["mismatch/kl_k1"]) == "0.0"

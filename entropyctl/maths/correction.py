@@ -46,7 +46,7 @@ def mismatch_metrics(old_logp: Tensor, logp_roll: Tensor, mask: Tensor) -> dict[
     q = torch.quantile(rho, torch.tensor([0.01, 0.5, 0.99], dtype=torch.float64))
     seq = d.sum(1)  # (B,)
     return {
-        "mismatch/kl_k1": (-d.sum() / n).item(),
+        "mismatch/kl_k1": (-d.sum() / n).item() + 0.0,  # + 0.0: no "-0.0" in the log when d is 0
         "mismatch/kl_k3": (k3.sum() / n).item(),
         "mismatch/ratio_p01": q[0].item(),
         "mismatch/ratio_p50": q[1].item(),

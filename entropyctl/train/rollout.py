@@ -44,7 +44,7 @@ def sample(model, tokenizer, problems: list, group_size: int, max_new_tokens: in
     texts = tokenizer.batch_decode([row[k].tolist() for row, k in zip(ids_host, keep)], skip_special_tokens=True)
     group_ids = torch.arange(len(problems)).repeat_interleave(group_size)
     logp = None if raw.logp is None else raw.logp * mask  # 0 after end-of-sequence
-    h = raw.entropy * mask if raw.entropy is not None and getattr(backend, "same_policy", False) else None
+    h = raw.entropy * mask if raw.entropy is not None and backend.same_policy else None
     return Rollout(prompt_ids, prompt_mask, ids, mask, texts, group_ids, rows, finished,
                    rollout_logp=logp, rollout_h=h)
 
