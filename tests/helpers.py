@@ -1,4 +1,5 @@
-"""Helpers shared by the subprocess-driven tests (resume, faults)."""
+"""Helpers shared by tests: a tiny random lab model, and waiting on subprocess-driven runs
+(resume, faults)."""
 
 from __future__ import annotations
 
@@ -17,3 +18,16 @@ def wait_for_single_run(sweep_dir: Path, timeout: float = 120) -> Path:
             return found[0]
         time.sleep(0.02)
     raise TimeoutError(sweep_dir)
+
+
+def tiny_lab_model(layers: int = 1, seed: int = 0):
+    """(tokenizer, model): a random lab Llama of hidden 32, in eval mode, seeded."""
+    import torch
+
+    from entropyctl.config import ModelConfig
+    from entropyctl.lab.model import build_lab_model
+    from entropyctl.lab.tokenizer import build_char_tokenizer
+
+    torch.manual_seed(seed)
+    tok = build_char_tokenizer()
+    return tok, build_lab_model(ModelConfig(hidden=32, layers=layers, heads=2, ffn=64), tok).eval()

@@ -8,14 +8,13 @@ import copy
 import pytest
 import torch
 
-from entropyctl.config import ModelConfig, OptimConfig
+from entropyctl.config import OptimConfig
 from entropyctl.interventions import build
-from entropyctl.lab.model import build_lab_model
-from entropyctl.lab.tokenizer import build_char_tokenizer
 from entropyctl.maths.batch import Rollout, Scored
 from entropyctl.maths.losses import AGG_MODES, call_weight
 from entropyctl.models.loading import (ForwardBudget, completion_scores, enable_checkpointing, encode_prompts,
                                        is_checkpointing)
+from tests.helpers import tiny_lab_model
 from entropyctl.train.update import RoundBatch, UpdateSettings, loss_calls, update
 
 B, T = 12, 7
@@ -24,9 +23,7 @@ WHOLE = ForwardBudget(None, 512)
 
 @pytest.fixture(scope="module")
 def world():
-    torch.manual_seed(0)
-    tok = build_char_tokenizer()
-    model = build_lab_model(ModelConfig(hidden=32, layers=1, heads=2, ffn=64), tok).eval()
+    tok, model = tiny_lab_model(layers=1)
     prompts = [f"{a:02d}+{b:02d}" for a, b in zip(range(3, 99, 8), range(90, 0, -7))][:B]
     p_ids, p_mask = encode_prompts(tok, prompts)
     g = torch.Generator().manual_seed(1)

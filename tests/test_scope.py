@@ -10,14 +10,13 @@ import pytest
 import torch
 
 from entropyctl.maths.advantage import compute_advantage
-from entropyctl.config import ModelConfig, OptimConfig, TaskConfig
+from entropyctl.config import OptimConfig, TaskConfig
 from entropyctl.interventions import build
-from entropyctl.lab.model import build_lab_model
 from entropyctl.lab.task import AdditionTask
-from entropyctl.lab.tokenizer import build_char_tokenizer
 from entropyctl.train.rescore import rescore
 from entropyctl.train.rollout import sample
 from entropyctl.models.loading import ForwardBudget
+from tests.helpers import tiny_lab_model
 from entropyctl.train.update import RoundBatch, UpdateSettings, update
 
 G = 4
@@ -26,9 +25,7 @@ BUDGET = ForwardBudget(None, 512)
 
 @pytest.fixture(scope="module")
 def lab():
-    torch.manual_seed(0)
-    tok = build_char_tokenizer()
-    model = build_lab_model(ModelConfig(hidden=32, layers=1, heads=2, ffn=64), tok).eval()
+    tok, model = tiny_lab_model(layers=1)
     task = AdditionTask(TaskConfig())
     problems = task.sample_train(random.Random(0), 4)
     ro = sample(model, tok, problems, G, 8, 1.0, torch.Generator().manual_seed(0))
