@@ -211,10 +211,11 @@ def fit_law_batch(H: np.ndarray, R: np.ndarray, level: float = 0.95, chunk: int 
 
 
 def fit_law_many(pairs: list[tuple[np.ndarray, np.ndarray]], level: float = 0.95,
-                 cells: int = 1 << 22) -> list[LawFit]:
+                 cells: int = 1 << 16) -> list[LawFit]:
     """`fit_law` on each (H, R) pair of 1-D arrays, all closed forms computed at once by
     `fit_law_batch` (series sorted by length, padded with NaN in chunks of about `cells`
-    values). A series the batch cannot fit goes through `fit_law` for its reason. Equal to
+    values: 512 KB per array, so a chunk's passes stay in a core's L2 cache; 4M-value chunks
+    made 10,000 x 1,000 points 1.5x slower). A series the batch cannot fit goes through `fit_law` for its reason. Equal to
     `fit_law` series by series up to float rounding (~1e-15)."""
     out: list[LawFit | None] = [None] * len(pairs)
     order = sorted(range(len(pairs)), key=lambda k: len(pairs[k][0]))

@@ -293,8 +293,11 @@ def read_metrics(path: Path) -> MetricsRead:
         # no trailing newline: the writer died inside the last line
         torn = True
         lines = lines[:-1]
-    rows: list[dict[str, Any]] = []
-    for i, line in enumerate(lines, 1):
+    rows = _parse_rows(lines)
+    if rows is not None:
+        return MetricsRead(rows, torn, ["dropped a torn last line"] if torn else [])
+    rows = []
+    for i, line in enumerate(lines, 1):  # line by line: the exact rule, and the line number of an error
         if not line.strip():
             continue
         try:
@@ -306,6 +309,23 @@ def read_metrics(path: Path) -> MetricsRead:
             raise RunStoreError(f"{path}:{i}: metrics line is not a JSON object")
         rows.append(row)
     return MetricsRead(rows, torn, ["dropped a torn last line"] if torn else [])
+
+
+def _parse_rows(lines: list[str]) -> list[dict[str, Any]] | None:
+    """The rows of a well-formed file in one json call (compare reads 1,000 runs x 100 rounds:
+    one call per line was most of its reading time), or None: then the line-by-line loop finds
+    and names the problem. Every non-blank line must be one object in braces, as many objects
+    as lines, so two broken lines cannot pass by joining into one."""
+    kept = [ln for ln in lines if ln and not ln.isspace()]
+    if not all(ln.lstrip().startswith("{") and ln.rstrip().endswith("}") for ln in kept):
+        return None
+    try:
+        rows = json.loads("[" + ",".join(kept) + "]")
+    except (json.JSONDecodeError, RecursionError):
+        return None
+    if len(rows) != len(kept) or not all(type(r) is dict for r in rows):
+        return None
+    return rows
 
 
 @dataclass
