@@ -7,13 +7,12 @@ metrics file is written in one go (the round loop appends and fsyncs row by row:
 `main` times the whole command in-process (read, statistics, plots, report files written),
 imports excluded (warm: one small compare first), and returns the `make bench` row.
 
-Run: .venv/bin/python benchmarks/bench_compare.py [--runs 1000 --rounds 100 --out DIR]
-or via `make bench` (benchmarks/run_all.py), which writes bench-results/bench_compare.json.
+Run: .venv/bin/python benchmarks/run_all.py --out bench-results --only bench_compare
+(`make bench` runs it with the others; run_all.py writes bench-results/bench_compare.json).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
@@ -128,6 +127,7 @@ def time_compare(sweep: Path, out: Path) -> float:
 
 
 def main(out_dir: str | Path | None = None, runs: int = 1000, rounds: int = 100) -> dict:
+    """The result run_all.py writes to <out>/bench_compare.json (`rows`: the make bench row)."""
     with tempfile.TemporaryDirectory(prefix="bench-compare-") as tmp:
         tmp = Path(tmp)
         warm = make_runs(tmp / "warm", 8, 5)
@@ -147,16 +147,4 @@ def main(out_dir: str | Path | None = None, runs: int = 1000, rounds: int = 100)
     }
     if not math.isfinite(seconds):
         result["rows"][0]["ok"] = False
-    if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / "bench_compare.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--runs", type=int, default=1000)
-    p.add_argument("--rounds", type=int, default=100)
-    p.add_argument("--out", default=None)
-    args = p.parse_args()
-    print(json.dumps(main(args.out, args.runs, args.rounds), indent=2))

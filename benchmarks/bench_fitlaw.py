@@ -2,8 +2,9 @@
 
 `rows` (issue 14's targets, one row each: measure, value, unit, target, ok):
   - `entropyctl fit-law` on a 1,000,000-row CSV and on the same rows as JSONL, run as a real
-    child process: wall time (<= 3 s) and peak resident memory (<= 300 MB, the child's
-    ru_maxrss from wait4). The files are written to <out>/tmp and deleted afterwards;
+    child process (_procs.entropyctl): wall time (<= 3 s) and peak resident memory (<= 300 MB,
+    the child's own, measured by a small launcher). The files are written to <out>/tmp and
+    deleted afterwards;
   - fitting 10,000 series x 1,000 points through fit-law's library path (`law.fit_all`, the
     maths after reading: closed forms, intervals, warnings), best of 3 (<= 0.3 s).
 And, as before, on the same 10,000 synthetic series from R = -a*exp(H) + b + noise:
@@ -13,18 +14,16 @@ And, as before, on the same 10,000 synthetic series from R = -a*exp(H) + b + noi
 curve_fit is timed on a subset first; if all series would take longer than CURVE_FIT_BUDGET_S
 it is extrapolated linearly from the subset, and the JSON says so (`curve_fit_extrapolated`).
 
-Run: .venv/bin/python benchmarks/bench_fitlaw.py [--series 10000 --points 1000]
-or via `make bench` (benchmarks/run_all.py), which writes bench-results/bench_fitlaw.json.
+Run: .venv/bin/python benchmarks/run_all.py --out bench-results --only bench_fitlaw
+(`make bench` runs it with the others; run_all.py writes bench-results/bench_fitlaw.json).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,6 +33,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _procs import entropyctl  # noqa: E402
 from entropyctl.analysis.fitlaw import fit_law, fit_law_batch  # noqa: E402
 
 CURVE_FIT_SUBSET = 1000
@@ -63,18 +63,6 @@ def write_logs(folder: Path, rows: int, runs: int = 4, seed: int = 0) -> tuple[P
     return csv_path, jsonl_path
 
 
-def run_cli(path: Path) -> tuple[float, float, int]:
-    """(wall s, peak RSS MB, exit code) of `entropyctl fit-law PATH --json --no-write` as a child."""
-    cmd = [sys.executable, "-m", "entropyctl", "fit-law", str(path), "--json", "--no-write"]
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            cwd=Path(__file__).resolve().parents[1])
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    return wall, usage.ru_maxrss / 1024, proc.returncode  # ru_maxrss is in KiB on Linux
-
-
 def row(measure: str, value: float, unit: str, target: float) -> dict:
     return {"measure": measure, "value": round(value, 3), "unit": unit, "target": f"<= {target:g} {unit}",
             "ok": bool(value <= target)}
@@ -89,12 +77,10 @@ def fit_law_rows(out_dir: Path, rows: int, H: np.ndarray, R: np.ndarray) -> list
     try:
         for path in write_logs(tmp, rows):
             kind = path.suffix.lstrip(".").upper()
-            runs = [run_cli(path) for _ in range(2)]
-            if any(code != 0 for _, _, code in runs):
-                raise RuntimeError(f"entropyctl fit-law {path.name} exited {runs[0][2]}")
+            runs = [entropyctl("fit-law", str(path), "--json", "--no-write") for _ in range(2)]
             label = f"fit-law, {rows:,}-row {kind}"
-            out.append(row(f"{label}: wall time (best of 2)", min(w for w, _, _ in runs), "s", TARGET_S))
-            out.append(row(f"{label}: peak RSS", max(m for _, m, _ in runs), "MB", TARGET_MB))
+            out.append(row(f"{label}: wall time (best of 2)", min(r["s"] for r in runs), "s", TARGET_S))
+            out.append(row(f"{label}: peak RSS", max(r["peak_mb"] for r in runs), "MB", TARGET_MB))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     steps = np.arange(H.shape[1], dtype=np.float64)
@@ -124,6 +110,7 @@ def make_data(S: int, N: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np
 
 def main(out_dir: str | Path | None = None, series: int = 10_000, points: int = 1_000,
          log_rows: int = LOG_ROWS) -> dict:
+    """The result run_all.py writes to <out>/bench_fitlaw.json (`rows`: the make bench rows)."""
     from scipy.optimize import curve_fit
 
     H, R, a_true, b_true = make_data(series, points)
@@ -177,17 +164,4 @@ def main(out_dir: str | Path | None = None, series: int = 10_000, points: int = 
         "machine": {"python": platform.python_version(), "numpy": np.__version__,
                     "cpus": os.cpu_count(), "platform": platform.platform()},
     }
-    if out_dir is not None:
-        Path(out_dir).mkdir(parents=True, exist_ok=True)
-        (Path(out_dir) / "bench_fitlaw.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
-
-
-if __name__ == "__main__":
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--series", type=int, default=10_000)
-    p.add_argument("--points", type=int, default=1_000)
-    p.add_argument("--log-rows", type=int, default=LOG_ROWS)
-    p.add_argument("--out", default=None)
-    args = p.parse_args()
-    print(json.dumps(main(args.out, args.series, args.points, args.log_rows), indent=2))

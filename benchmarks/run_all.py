@@ -1,8 +1,10 @@
 """Run every benchmarks/bench_*.py and write one JSON result per benchmark into --out.
 
-Each benchmark module defines `main(out_dir) -> dict`. Each runs in its own subprocess, so one
+Each benchmark module defines `main(out_dir) -> dict` (out_dir: a folder it may use for
+scratch files) and writes no result itself. Each runs in its own subprocess, so one
 benchmark's imports (torch, for training benchmarks) or crash cannot affect another; its
-returned dict is written to <out>/<module>.json (a failure writes {"error": ...} there instead).
+returned dict is written here, and only here, to <out>/<module>.json (a failure writes
+{"error": ...} there instead). `--only NAME` is the one way to run a single benchmark.
 Each result's `rows` ({measure, value, unit, target, ok[, note, skipped]}) are gathered into
 <out>/bench.json with the machine and package versions, and printed as one table.
 Exit status 1 if any benchmark failed. Run it on a quiet machine: a second torch process on

@@ -85,12 +85,22 @@ class Resampler:
     def __init__(self, n_boot: int = N_BOOT, seed: int = SEED):
         self.n_boot, self.seed = n_boot, seed
         self._counts: dict[tuple[int, int], np.ndarray] = {}
+        self._dists: dict[tuple[int, bytes], np.ndarray] = {}
 
     def dist(self, group: int, a: np.ndarray) -> np.ndarray:
+        """The IQM of each resample of `a` (read-only). Remembered per (group, values): the
+        baseline's distribution of a metric is also each comparison's, so it is computed once."""
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        memo = (group, a.tobytes())
+        if memo in self._dists:
+            return self._dists[memo]
         key = (group, a.size)
         if key not in self._counts:
             self._counts[key] = resample_counts(np.random.default_rng([self.seed, group, a.size]), a.size, self.n_boot)
-        return boot_stats(a, self._counts[key], iqm)
+        out = boot_stats(a, self._counts[key], iqm)
+        out.flags.writeable = False
+        self._dists[memo] = out
+        return out
 
 
 def _finite(x: Sequence[float]) -> np.ndarray:

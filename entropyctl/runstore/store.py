@@ -286,25 +286,26 @@ class MetricsRead:
 def read_metrics(path: Path) -> MetricsRead:
     """Rows of a metrics.jsonl. A torn last line (a crash mid-write) is dropped and
     reported; a bad line anywhere else is an error, since the file is then not ours."""
-    text = Path(path).read_text()
-    lines = text.split("\n")
-    torn = False
-    if lines and lines[-1] != "":
-        # no trailing newline: the writer died inside the last line
-        torn = True
-        lines = lines[:-1]
-    rows: list[dict[str, Any]] = []
-    for i, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise RunStoreError(f"{path}:{i}: corrupted metrics line ({e.msg}); "
-                                "restore the file or remove the run from the inputs") from None
-        if not isinstance(row, dict):
-            raise RunStoreError(f"{path}:{i}: metrics line is not a JSON object")
-        rows.append(row)
+    lines = Path(path).read_text().split("\n")
+    torn, lines = lines[-1] != "", lines[:-1]  # no trailing newline: the writer died inside the last line
+    kept = [ln for ln in lines if ln.strip()]
+    try:  # one json call (compare reads 1,000 runs): each line one {...}, as many objects as lines
+        rows = json.loads("[" + ",".join(kept) + "]") if all(ln.lstrip()[:1] + ln.rstrip()[-1:] == "{}" for ln in kept) else None
+    except (json.JSONDecodeError, RecursionError):
+        rows = None
+    if rows is None or len(rows) != len(kept) or not all(type(r) is dict for r in rows):
+        rows = []
+        for i, line in enumerate(lines, 1):  # anything else line by line: the rule, and the bad line's number
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise RunStoreError(f"{path}:{i}: corrupted metrics line ({e.msg}); "
+                                    "restore the file or remove the run from the inputs") from None
+            if not isinstance(row, dict):
+                raise RunStoreError(f"{path}:{i}: metrics line is not a JSON object")
+            rows.append(row)
     return MetricsRead(rows, torn, ["dropped a torn last line"] if torn else [])
 
 
