@@ -135,15 +135,23 @@ def test_sampler_uses_the_cache_name_of_the_installed_transformers(capfd):
 
 
 def test_draw_is_torch_multinomial_bit_for_bit_on_cpu():
-    """The sampler's exponential race with noise drawn for the batch gives torch.multinomial's
-    draws on the CPU: the compaction below keeps the draws a run made before it existed."""
-    from entropyctl.train.backends.torch_backend import draw
+    """The sampler's exponential race, with its noise, gives torch.multinomial's draws on the
+    CPU and leaves the generator where multinomial leaves it: the compaction below keeps the
+    draws a run made before it existed. If a torch release changes how it draws exponentials,
+    this fails and says so."""
+    from entropyctl.train.backends.torch_backend import draw, exp_noise
 
     probs = torch.softmax(torch.randn(300, 99, generator=torch.Generator().manual_seed(1)) * 3, -1)
-    ours = draw(probs, torch.empty_like(probs).exponential_(1, generator=torch.Generator().manual_seed(7)))
-    theirs = torch.multinomial(probs, 1, generator=torch.Generator().manual_seed(7)).squeeze(1)
+    ours_gen, torch_gen = torch.Generator().manual_seed(7), torch.Generator().manual_seed(7)
+    noise = exp_noise(300, 99, None, ours_gen)
+    assert torch.equal(noise, torch.empty(300, 99).exponential_(generator=torch.Generator().manual_seed(7)))
+    ours = draw(probs, noise)
+    theirs = torch.multinomial(probs, 1, generator=torch_gen).squeeze(1)
     assert torch.equal(ours, theirs)
+    assert torch.equal(torch.rand(3, generator=ours_gen), torch.rand(3, generator=torch_gen))
     assert len(set(ours.tolist())) > 10  # a real spread of draws, not one token everywhere
+    rows = torch.tensor([3, 50, 299])
+    assert torch.equal(exp_noise(300, 99, rows, torch.Generator().manual_seed(7)), noise[rows])
 
 
 def test_finished_rows_leave_the_batch_without_changing_a_draw():

@@ -10,9 +10,10 @@ import torch
 from torch import Tensor
 
 
-def entropy_from_logits(logits: Tensor) -> Tensor:
-    """(..., V) -> (...): full-vocabulary entropy in nats, numerically stable."""
-    p = torch.softmax(logits, dim=-1)
+def entropy_from_logits(logits: Tensor, probs: Tensor | None = None) -> Tensor:
+    """(..., V) -> (...): full-vocabulary entropy in nats, numerically stable. `probs`: the
+    logits' softmax when the caller has it already (the same value, bit for bit)."""
+    p = torch.softmax(logits, dim=-1) if probs is None else probs
     return torch.logsumexp(logits, dim=-1) - (p * logits).sum(-1)
 
 

@@ -41,9 +41,18 @@ def draw(probs: Tensor, noise: Tensor) -> Tensor:
     """(A, V) probabilities, (A, V) Exp(1) noise -> (A,) token ids: argmax p / q, the
     exponential race (Gumbel-max with exp applied), an exact sample from each row. It is what
     torch.multinomial(probs, 1) computes on the CPU, so with the same noise the draws are the
-    same bit for bit; the noise is drawn for the whole batch, so which rows are still being
-    decoded never shifts the generator's stream."""
+    same bit for bit."""
     return (probs / noise).argmax(-1)
+
+
+def exp_noise(B: int, V: int, rows: Tensor | None, generator: torch.Generator) -> Tensor:
+    """Exp(1) noise for the rows `rows` (None: all) of a (B, V) draw: on the CPU bit for bit
+    `torch.empty(B, V).exponential_(generator=generator)[rows]`, which draws a float64 uniform u
+    per element and returns -log1p(-u) in float32 (tests/test_rollout.py holds torch to it).
+    The uniforms are drawn for the whole batch, so which rows are still decoding never shifts
+    the generator's stream; the logarithm, the costly part, only for the rows that need it."""
+    u = torch.empty(B, V, dtype=torch.float64, device=generator.device).uniform_(generator=generator)
+    return (-torch.log1p(-(u if rows is None else u[rows]))).float()
 
 
 # no_grad, not inference_mode: the ids come back as inputs of the update's forward pass, whose
@@ -88,16 +97,16 @@ def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
         if not torch.isfinite(logits).all():
             raise Divergence("non-finite logits while sampling")
         scaled = logits.float() / temperature
+        probs = torch.softmax(scaled, dim=-1)
         if greedy:
             nxt = logits.argmax(-1)
         else:
-            noise = torch.empty(B, V, device=dev).exponential_(1, generator=generator)
-            nxt = draw(torch.softmax(scaled, dim=-1), noise[rows] if len(rows) < B else noise)
+            nxt = draw(probs, exp_noise(B, V, rows if len(rows) < B else None, generator))
         nxt = torch.where(done[rows], torch.full_like(nxt, pad), nxt)
         ids[rows, t] = nxt
         # Beside (not instead of) the softmax above, so the draws stay bit-identical.
         logp[rows, t] = torch.log_softmax(scaled, -1).gather(1, nxt[:, None]).squeeze(1)
-        ent[rows, t] = entropy_from_logits(scaled)
+        ent[rows, t] = entropy_from_logits(scaled, probs)
         done[rows] = done[rows] | (nxt == eos)
         steps = t + 1
         live = ~done[rows]
