@@ -9,6 +9,7 @@ import site
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -23,6 +24,10 @@ def test_wheel_installed_in_a_fresh_venv_runs_the_smoke_preset_from_anywhere(tmp
     subprocess.run([*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", str(tmp_path / "dist"),
                     str(src)], check=True, capture_output=True, timeout=300)
     (wheel,) = (tmp_path / "dist").glob("entropyctl-*.whl")
+    # Every config group at any depth (hydra/launcher/slurm.yaml is three folders down).
+    shipped = {n.removeprefix("entropyctl/") for n in zipfile.ZipFile(wheel).namelist() if n.endswith(".yaml")}
+    wanted = {str(p.relative_to(REPO)) for p in (REPO / "conf").rglob("*.yaml")}
+    assert wanted and shipped == wanted, sorted(wanted ^ shipped)
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env_dir)
     py = env_dir / "bin" / "python"
