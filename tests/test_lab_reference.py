@@ -4,6 +4,11 @@
 3-round smoke run of clip_cov+entropy_bonus+kl_anchor with threads=1, recorded before the layout and task refactors. A change
 that moves these numbers is a behaviour change: re-record the fixture on purpose
 (`python tests/test_lab_reference.py --record`) and say why in the commit.
+
+The run uses torch's AVX2 kernels whatever the CPU has (ATEN_CPU_CAPABILITY=avx2): on an AVX-512
+machine torch dispatches its AVX-512 kernels, whose vectorised reductions sum in another order,
+so every entropy moves in its last bits (~2e-7 relative) with the same code; the reference was
+recorded with AVX2 kernels (found when a fresh clone on an AVX-512 machine failed here).
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ VOLATILE = ("time/", "perf/")
 
 
 def smoke_metrics(runs_dir: Path) -> list[dict]:
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "ATEN_CPU_CAPABILITY": "avx2"}
     cmd = [sys.executable, "-m", "entropyctl", "train", "experiment=smoke", "sweep=ref", "threads=1",
            "progress=false", f"runs_dir={runs_dir}",
            # The smoke model earns no reward yet: the stacked penalties and Clip-Cov's picks make
