@@ -49,6 +49,23 @@ def test_run_json_says_what_ran_and_that_it_finished(smoke_run: Path):
     assert info["error"] is None and info["ended"]
 
 
+def test_run_json_records_what_sets_the_numbers_last_bits(smoke_runs_dir: Path):
+    import os
+
+    import torch
+
+    # torch's kernel choice comes from the CPU unless ATEN_CPU_CAPABILITY says otherwise.
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
+    out = subprocess.run([sys.executable, "-m", "entropyctl", "train", "experiment=smoke", "rounds=1", "threads=1",
+                          "sweep=numerics", f"runs_dir={smoke_runs_dir}", "progress=false"],
+                         capture_output=True, text=True, timeout=240, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    (run,) = (smoke_runs_dir / "numerics").iterdir()
+    num = json.loads((run / "run.json").read_text())["numerics"]
+    assert num["cpu_kernels"] == "DEFAULT" and num["threads"] == 1
+    assert num["torch"] == torch.__version__ and num["device"] == "cpu" and num["dtype"] == "float32"
+
+
 def test_metrics_has_every_round_once_with_every_glossary_key(smoke_run: Path):
     rows = [json.loads(line) for line in (smoke_run / "metrics.jsonl").read_text().splitlines()]
     assert [r["round"] for r in rows] == [0, 1, 2]

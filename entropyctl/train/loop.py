@@ -183,6 +183,18 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
                     ForwardBudget(cfg.optim.micro_batch_tokens, m.logits_chunk_mb), backend)
 
 
+def numerics(model) -> dict:
+    """What sets a run's last bits besides its seed and config, for run.json: the same code on an
+    AVX-512 CPU, with another thread count or another torch gives other rounding, and from there
+    another sample path."""
+    import transformers
+
+    p = next(model.parameters())
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "cpu_kernels": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            "device": str(p.device), "dtype": str(p.dtype).removeprefix("torch.")}
+
+
 def run_id(cfg: TrainConfig, label: str) -> str:
     return f"{label}__{cfg.model.name}__s{cfg.seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
@@ -216,7 +228,8 @@ def run(cfg: TrainConfig, overrides: list[str], log=print) -> Path:
         Path(cfg.runs_dir), cfg.sweep, run_id(cfg, state.pipeline.label), config_yaml, overrides,
         {"intervention": state.pipeline.label, "seed": cfg.seed, "model": cfg.model.name,
          "task": cfg.task.name, "rounds_planned": cfg.rounds, "rounds_done": 0,
-         "temperature": cfg.rollout.temperature, "formats": state.task.format_names},
+         "temperature": cfg.rollout.temperature, "formats": state.task.format_names,
+         "numerics": numerics(state.model)},
     )
     log(f"run dir: {writer.path}")
     with _sigterm_as_interrupt():
