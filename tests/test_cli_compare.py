@@ -84,6 +84,22 @@ def test_by_dotted_key_and_rich_markup_is_text(tmp_path):
     assert obj["groups"][1]["metrics"]["reward/mean"]["mean"] == pytest.approx(0.15)
 
 
+def test_by_a_dotted_run_json_key_splits_runs_by_cpu_kernels(tmp_path):
+    # Same config, same seeds: only the kernels torch ran differ (run.json's numerics).
+    for seed, (kernels, r) in enumerate([("AVX2", 0.1), ("AVX2", 0.2), ("AVX512", 0.5), ("AVX512", 0.7)]):
+        w = create_run(tmp_path, "sw", f"grpo__lab__s{seed}__t", "{}\n", [],
+                       {"intervention": "grpo", "seed": seed % 2, "numerics": {"cpu_kernels": kernels, "threads": 2}})
+        w.append({"round": 0, "reward/mean": r, "entropy/seqsum": 1.0})
+        w.finish("finished")
+    out = tmp_path / "o"
+    res = runner.invoke(app, ["compare", str(tmp_path / "sw"), "--by", "numerics.cpu_kernels", "--baseline", "AVX2",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    g = {x["name"]: x for x in json.loads((out / "compare.json").read_text())["groups"]}
+    assert set(g) == {"AVX2", "AVX512"}
+    assert g["AVX512"]["metrics"]["reward/mean"]["mean"] == pytest.approx(0.6)
+
+
 @pytest.mark.parametrize("case", ["empty", "missing", "metrics", "runjson", "baseline", "by", "all_failed"])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, case):
     sw = tmp_path / "sw"

@@ -78,10 +78,11 @@ def lookup(tree: dict[str, Any], dotted: str) -> Any:
 
 def by_value(config: dict[str, Any], info: dict[str, Any], key: str) -> Any:
     """The `--by` value of a run: a config leaf, else the run.json entry (so `intervention`
-    is the run's label, not the config's {name: parameters} node); None when absent."""
+    is the run's label, not the config's {name: parameters} node), dotted too
+    (`numerics.cpu_kernels`); None when absent."""
     value = lookup(config, key)
     if value is None or (isinstance(value, dict) and key in info):
-        value = info.get(key)
+        value = info[key] if key in info else lookup(info, key)
     return value
 
 
