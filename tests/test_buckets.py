@@ -5,14 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from entropyctl.config import ModelConfig
-from entropyctl.lab.model import build_lab_model
-from entropyctl.lab.tokenizer import build_char_tokenizer
 from entropyctl.models.buckets import plan_groups, row_lengths
 from entropyctl.models.loading import ForwardBudget, completion_logits, completion_scores
 from entropyctl.maths.losses import logprobs_from_logits
-
-TOK = build_char_tokenizer()
+from tests.helpers import tiny_lab_model
 
 
 def padded_cost(groups, prefix, call):
@@ -44,8 +40,7 @@ def test_a_split_must_pay_for_its_extra_pass():
 
 
 def test_grouped_scores_equal_one_padded_pass_and_are_zero_after_each_row():
-    torch.manual_seed(0)
-    model = build_lab_model(ModelConfig(hidden=32, layers=2, heads=2, ffn=64), TOK).eval()
+    _, model = tiny_lab_model(layers=2, seed=0)
     B, P, T = 48, 5, 12
     p_ids = torch.randint(5, 60, (B, P))
     p_mask = torch.ones(B, P, dtype=torch.long)
@@ -63,8 +58,7 @@ def test_grouped_scores_equal_one_padded_pass_and_are_zero_after_each_row():
 
 
 def test_gradients_through_groups_equal_one_padded_pass():
-    torch.manual_seed(1)
-    model = build_lab_model(ModelConfig(hidden=32, layers=2, heads=2, ffn=64), TOK)
+    _, model = tiny_lab_model(layers=2, seed=1)
     B, P, T = 40, 4, 10
     args = (torch.randint(5, 60, (B, P)), torch.ones(B, P, dtype=torch.long), torch.randint(5, 60, (B, T)))
     lengths = torch.tensor([2] * 30 + [10] * 10)

@@ -5,21 +5,20 @@ from __future__ import annotations
 import pytest
 import torch
 
-from entropyctl.config import ModelConfig, TaskConfig
-from entropyctl.lab.model import build_lab_model
+from entropyctl.config import TaskConfig
 from entropyctl.lab.task import AdditionTask
 from entropyctl.lab.tokenizer import build_char_tokenizer
 from entropyctl.models.loading import completion_logits, encode_prompts
 from entropyctl.models.loading import ForwardBudget
 from entropyctl.train.rescore import rescore
 from entropyctl.train.rollout import completion_mask_from_ids, sample
+from tests.helpers import tiny_lab_model
 
 TOK = build_char_tokenizer()
 
 
 def tiny_model(seed=0):
-    torch.manual_seed(seed)
-    return build_lab_model(ModelConfig(hidden=32, layers=2, heads=2, ffn=64), TOK).eval()
+    return tiny_lab_model(layers=2, seed=seed)[1]
 
 
 def test_tokenizer_round_trips_and_reloads(tmp_path):

@@ -85,11 +85,17 @@ def unfittable_reason(H: np.ndarray, R: np.ndarray, n_dropped: int = 0) -> str |
     return None  # R outside [0, 1] is legitimate (a summed reward): the law is scale-free
 
 
+def percent_range(lo: float, hi: float) -> bool:
+    """R's finite range [lo, hi] on a 0-100 scale (not a summed reward on [0, 4]): worth
+    suggesting --perf-scale 0.01."""
+    return lo >= 0.0 and 10.0 < hi <= 100.0
+
+
 def looks_like_percent(R: np.ndarray) -> bool:
-    """R on a 0-100 scale (not a summed reward on [0, 4]): worth suggesting --perf-scale 0.01."""
+    """`percent_range` of R's finite values (False when there are none)."""
     R = np.asarray(R, dtype=np.float64)
     R = R[np.isfinite(R)]
-    return bool(len(R)) and R.min() >= 0.0 and 10.0 < R.max() <= 100.0
+    return bool(len(R)) and percent_range(R.min(), R.max())
 
 
 def _t_quantile(level: float, dof: float) -> float:

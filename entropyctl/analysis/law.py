@@ -97,8 +97,7 @@ def _fit_warnings(fit: LawFit, H: np.ndarray, R: np.ndarray) -> list[str]:
         w.append(f"H reaches {fit.h_range[1]:.3g} nats: is it a per-token entropy (not a sequence sum or bits)?")
     if fit.r_range[0] < 0 or fit.r_range[1] > 1:
         # with no point dropped, r_range is the finite R's range: the percent check without a pass
-        percent = (fit.r_range[0] >= 0.0 and 10.0 < fit.r_range[1] <= 100.0) if fit.n_dropped == 0 \
-            else fitlaw.looks_like_percent(R)
+        percent = fitlaw.percent_range(*fit.r_range) if fit.n_dropped == 0 else fitlaw.looks_like_percent(R)
         hint = "; it looks like a percentage: --perf-scale 0.01 puts it on [0, 1]" if percent else ""
         w.append(f"R lies outside [0, 1]: a, b and the ceiling are in R's own units{hint}")
     if fit.n_dropped:

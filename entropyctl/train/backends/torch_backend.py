@@ -102,14 +102,16 @@ def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
             nxt = logits.argmax(-1)
         else:
             nxt = draw(probs, exp_noise(B, V, rows if len(rows) < B else None, generator))
-        nxt = torch.where(done[rows], torch.full_like(nxt, pad), nxt)
+        held_done = done[rows]
+        nxt = torch.where(held_done, torch.full_like(nxt, pad), nxt)
         ids[rows, t] = nxt
         # Beside (not instead of) the softmax above, so the draws stay bit-identical.
         logp[rows, t] = torch.log_softmax(scaled, -1).gather(1, nxt[:, None]).squeeze(1)
         ent[rows, t] = entropy_from_logits(scaled, probs)
-        done[rows] = done[rows] | (nxt == eos)
+        held_done = held_done | (nxt == eos)
+        done[rows] = held_done
         steps = t + 1
-        live = ~done[rows]
+        live = ~held_done
         n_live = int(live.sum())
         if n_live == 0:
             break
