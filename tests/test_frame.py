@@ -152,3 +152,35 @@ def test_where_keeps_series_in_the_order_their_kept_records_appear(tmp_path):
     f.write_text("".join(json.dumps(r) + "\n" for r in rows))
     got = load_series([f], ImportOptions(where=[("split", "train")]))
     assert [s.name for s in got] == ["B train", "A train"] and got[1].steps.tolist() == [1]
+
+
+def test_block_parse_gives_what_json_gives_line_by_line():
+    """orjson parses the blocks where it agrees with json; every token where they differ (NaN,
+    Infinity, 1e400, integers past 64 bits, lone surrogates) must still read as json reads it."""
+    rng = random.Random(0)
+    ints = ["0", "-0", "7", "-42", "123456789012345678", "1234567890123456789", "-9223372036854775809",
+            "18446744073709551616", "123456789012345678901234567"]
+    floats = ["1E5", "1.0e+2", "-0.0", "0.0001234567890123456789", "5e-324", "2.4703282292062328e-324",
+              "1e400", "-1e400", "NaN", "Infinity", "-Infinity", "1.7976931348623157e308"]
+    strings = ['"a"', '"\\u00e9t\\u00e9"', '"\\ud83d\\ude00"', '"\\ud800"', '"id12345678901234567890"', '"x\\ty"']
+    other = ["true", "false", "null", "[]", "{}", '[1, 2.5, "3"]', '{"in": {"deep": [0.1]}}']
+
+    def value() -> str:
+        kind = rng.random()
+        if kind < 0.4:
+            return repr(rng.uniform(-1, 1) * 10 ** rng.randint(-8, 8))
+        return rng.choice(ints + floats + strings + other)
+
+    lines = []
+    for _ in range(400):
+        keys = rng.sample(["step", "run", "entropy", "reward", "x", "x"], rng.randint(1, 5))  # "x" twice: duplicate keys
+        lines.append("{" + ", ".join(f'"{k}": {value()}' for k in keys) + "}")
+    expected = [json.loads(line) for line in lines]
+    for start in range(0, len(lines), 7):  # blocks of 7: most hold one token only json reads alike
+        block = lines[start:start + 7]
+        got, bad, torn = streamread._parse_lines(block, False)
+        assert (bad, torn) == (0, False)
+        assert repr(got) == repr(expected[start:start + 7]), block  # repr tells 1 from 1.0, -0.0, nan
+    clean = [line for line in lines if not any(t in line for t in ("NaN", "Infinity", "e400", "ud800"))]
+    got, _, _ = streamread._parse_lines(clean, False)
+    assert repr(got) == repr([json.loads(line) for line in clean])
