@@ -24,6 +24,10 @@ def _line_by_line(text: str) -> list[dict]:
     '{"round": 0, "n": {"x": [1, 2]}}\n\n   \n{"round": 1, "s": "},{"}\n',  # blank lines, braces in a string
     '  {"round": 0}  \n{"round": 1, "a": -Infinity}\n{"round": 2, "a"',  # padding, then a torn last line
     "",
+    # strict JSON goes through orjson (jsonfast): ints stay ints, -0.0 and subnormals survive...
+    '{"round": 0, "a": 1, "b": 1.0, "c": -0.0, "d": 5e-324, "e": "\\u00e9t\u00e9"}\n',
+    # ...but an integer past 64 bits would become a float there: json reads it exactly
+    '{"round": 0, "seed": 123456789012345678901234, "a": 0.1}\n',
 ])
 def test_rows_are_those_of_the_line_by_line_reader(tmp_path, text):
     p = tmp_path / "metrics.jsonl"

@@ -4,9 +4,9 @@ in seconds and a few hundred MB, where one dict per row took 22 s and 1.25 GB).
 
 Same rules as the record readers of `logformats` (tests/test_logimport.py holds both to them):
 the text is UTF-8 (else Latin-1), CR and CRLF line ends read as lines, terminal colour codes are
-dropped; JSON lines read as Python's json reads them (NaN/Infinity tokens; orjson does the work
-where it gives the same values), malformed lines skipped and counted, a torn last line dropped; CSV rows go through the csv module, blank rows skipped,
-short or long rows padded or cut (and counted). Input files are opened read-only.
+dropped; JSON lines read as Python's json reads them (NaN/Infinity tokens; through
+jsonfast.loads), malformed lines skipped and counted, a torn last line dropped; CSV rows go
+through the csv module, blank rows skipped, short or long rows padded or cut (and counted). Input files are opened read-only.
 """
 
 from __future__ import annotations
@@ -21,18 +21,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import numpy as np
-import orjson
 
 from entropyctl.analysis.frame import Frame, FrameBuilder, RowsColumn, as_strings, kinds_of, signatures
 from entropyctl.analysis.logformats import LogImportError, check_file, flatten
+from entropyctl.jsonfast import loads
 
 CHUNK = 1 << 22  # characters of text per block
 CSV_ROWS = 1 << 16
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-# Bytes mapped to digit '1', '.eE' 'x' (a digit run after them is a fraction or an exponent),
-# all else '0': an integer of 19 or more digits is then the substring "0" + "1" * 19.
-_INT_SHAPE = bytes(49 if 48 <= i <= 57 else 120 if i in b".eE" else 48 for i in range(256))
-_LONG_INT = b"0" + b"1" * 19
 
 
 def _blocks(f: io.TextIOBase) -> Iterator[tuple[str, bool]]:
@@ -64,19 +60,6 @@ def _with_encoding(path: Path, read: Callable[[io.TextIOBase], Any]) -> Any:
 # ----------------------------------------------------------------------------- JSONL
 
 
-def _loads(text: str) -> Any:
-    """json.loads(text), by orjson where the two agree: it parses numbers 2.4x faster, but it
-    refuses NaN/Infinity and 1e400 (json: nan, inf) and rounds integers past 64 bits to floats
-    (json keeps them exact), so a text it refuses, or one with an integer of 19 digits or more, goes
-    to json (so may a float or a string with such a run: slower, never different)."""
-    try:
-        if _LONG_INT not in text.encode().translate(_INT_SHAPE):
-            return orjson.loads(text)
-    except (UnicodeEncodeError, orjson.JSONDecodeError):  # a lone surrogate, NaN, 1e400, a broken line
-        pass
-    return json.loads(text)
-
-
 def _parse_lines(lines: list[str], tail: bool) -> tuple[list[Any], int, bool]:
     """JSON values of non-blank lines: (dicts, n malformed, torn last line). One json call per
     block when every line is an object (as many objects as lines, all dicts); line by line (the
@@ -85,7 +68,7 @@ def _parse_lines(lines: list[str], tail: bool) -> tuple[list[Any], int, bool]:
     if not lines:
         return [], 0, False
     try:
-        objs = _loads("[" + ",".join(lines) + "]")
+        objs = loads("[" + ",".join(lines) + "]")
         if len(objs) == len(lines) and set(map(type, objs)) == {dict}:
             return objs, 0, False
     except (json.JSONDecodeError, RecursionError):
