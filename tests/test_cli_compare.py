@@ -95,9 +95,18 @@ def test_by_a_dotted_run_json_key_splits_runs_by_cpu_kernels(tmp_path):
     res = runner.invoke(app, ["compare", str(tmp_path / "sw"), "--by", "numerics.cpu_kernels", "--baseline", "AVX2",
                               "--out", str(out)])
     assert res.exit_code == 0, res.output
-    g = {x["name"]: x for x in json.loads((out / "compare.json").read_text())["groups"]}
+    obj = json.loads((out / "compare.json").read_text())
+    g = {x["name"]: x for x in obj["groups"]}
     assert set(g) == {"AVX2", "AVX512"}
     assert g["AVX512"]["metrics"]["reward/mean"]["mean"] == pytest.approx(0.6)
+    assert not [n for n in obj["notes"] if "numerics." in n]  # split by the key: nothing left to say
+    # Grouped by intervention, the one group pools both kernel sets: compare says so, and how to split.
+    res = runner.invoke(app, ["compare", str(tmp_path / "sw"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    notes = [n for n in json.loads((out / "compare.json").read_text())["notes"] if "numerics." in n]
+    assert notes == ["group(s) grpo pool runs with numerics.cpu_kernels = AVX2 / AVX512: the same seed gives "
+                     "other numbers there; --by numerics.cpu_kernels splits them"]  # threads agree: no note
+    assert "--by numerics.cpu_kernels splits them" in res.stdout
 
 
 @pytest.mark.parametrize("case", ["empty", "missing", "metrics", "runjson", "baseline", "by", "all_failed"])

@@ -205,3 +205,19 @@ def test_nothing_to_compare_is_a_user_error(tmp_path):
         compare_runs(runs, baseline=None, last_k=1, include_incomplete=False, by=None)
     with pytest.raises(CompareError, match="baseline 'nope'"):
         compare_runs(runs, baseline="nope", last_k=1, include_incomplete=True, by=None)
+
+
+def test_numerics_notes_within_and_between_groups():
+    from entropyctl.analysis.runs import numerics_notes
+
+    groups = ["grpo", "grpo", "clip_cov", "clip_cov", "clip_cov"]
+    nums = [{"torch": "2.13.0", "threads": 2}, {"torch": "2.13.0", "threads": 1},
+            {"torch": "2.12.1", "threads": 2}, {"torch": "2.12.1", "threads": 2}, None]  # None: an older run
+    notes = numerics_notes(groups, nums)
+    assert notes == [
+        "the groups ran with different numerics.torch (clip_cov: 2.12.1; grpo: 2.13.0): a difference between "
+        "them may come from that as well as from what they compare",
+        "group(s) grpo pool runs with numerics.threads = 1 / 2: the same seed gives other numbers there; "
+        "--by numerics.threads splits them"]
+    assert numerics_notes(groups, nums, by="numerics.torch") == notes[1:]
+    assert numerics_notes(groups[:1], nums[:1]) == [] and numerics_notes(["a"], [None]) == []

@@ -151,3 +151,34 @@ def law_pairs(rows: list[dict[str, Any]], entropy_key: str = DEFAULT_ENTROPY_KEY
     _, H, R, _ = pair(by_round(rows, entropy_key), by_round(rows, perf_key), "next")
     keep = np.isfinite(R)
     return H[keep], R[keep]
+
+
+NUMERICS_KEYS = ("torch", "transformers", "cpu_kernels", "threads", "device", "dtype")
+
+
+def numerics_notes(groups: list[str], numerics: list[dict | None], by: str | None = None) -> list[str]:
+    """One note per run.json `numerics` key whose value differs between runs (runs from before
+    it was recorded are left out): the same seed and config give other last bits there, then
+    another sample path, so seeds are replicates but not reruns, and a torch or transformers
+    change may be more than rounding. Says whether it splits a group or lies between groups
+    (not for the key the groups are made --by)."""
+    notes = []
+    for key in NUMERICS_KEYS:
+        if by == f"numerics.{key}":
+            continue
+        by_group: dict[str, set[str]] = {}
+        for g, n in zip(groups, numerics):
+            if isinstance(n, dict) and key in n:
+                by_group.setdefault(g, set()).add(as_name(n[key]))
+        values = sorted(set().union(*by_group.values())) if by_group else []
+        if len(values) < 2:
+            continue
+        mixed = sorted(g for g, vs in by_group.items() if len(vs) > 1)
+        if mixed:
+            notes.append(f"group(s) {', '.join(mixed)} pool runs with numerics.{key} = {' / '.join(values)}: the same "
+                         f"seed gives other numbers there; --by numerics.{key} splits them")
+        else:
+            per = "; ".join(f"{g}: {next(iter(vs))}" for g, vs in sorted(by_group.items()))
+            notes.append(f"the groups ran with different numerics.{key} ({per}): a difference between them "
+                         "may come from that as well as from what they compare")
+    return notes

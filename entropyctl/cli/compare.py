@@ -20,7 +20,7 @@ import typer
 from entropyctl import errors
 from entropyctl.analysis.compare import CompareError, RunInput, compare_runs, to_json
 from entropyctl.analysis.perrun import RUN_FORMAT
-from entropyctl.analysis.runs import as_name, by_value, check_by, read_runs
+from entropyctl.analysis.runs import as_name, by_value, check_by, numerics_notes, read_runs
 from entropyctl.analysis.verdict import narrowing, narrowing_table
 from entropyctl.cli.options import ByOpt, DebugOpt, JsonOpt
 from entropyctl.analysis.report_extra import SAMPLES_PER_GROUP
@@ -84,7 +84,8 @@ def compare(
     runs = load_all(paths, by, group_by, opts, skipped)
     result = compare_runs(runs, baseline=baseline, last_k=last_k,
                           include_incomplete=include_incomplete, by=group_by or by, stat=stat.value if stat else None)
-    result["notes"] = [f"skipped a corrupted run: {why}" for why in skipped] + result["notes"]
+    result["notes"] = ([f"skipped a corrupted run: {why}" for why in skipped] + result["notes"]
+                       + numerics_notes([r.group for r in runs], [r.source.get("numerics") for r in runs], group_by or by))
     if group_by is None and any(r.source.get("format") != RUN_FORMAT for r in runs):
         result["notes"].append("each log is its own group: pass --group-by REGEX (e.g. '(.*)-seed\\d+') or "
                                "--group-by FILE.json to pool seeds")
@@ -171,7 +172,7 @@ def load_inputs(paths: list[Path], by: str | None, skipped_out: list[str] | None
             group = f"{group} [task={r.task}]"
         out.append(RunInput(id=r.run.id, group=group, status=r.run.status, seed=r.run.seed, rows=r.rows,
                             path=str(r.path), error=r.run.info.get("error"),
-                            source={"format": RUN_FORMAT, "path": str(r.path)}))
+                            source={"format": RUN_FORMAT, "path": str(r.path), "numerics": r.run.info.get("numerics")}))
     if skipped_out is not None:
         skipped_out.extend(why for _, why in skipped)
     return out
