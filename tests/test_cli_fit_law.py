@@ -142,6 +142,21 @@ def test_negative_a_is_shown_with_a_warning(tmp_path):
     assert res.exit_code == 0 and "a =" in res.stdout and "< 0: performance falls" in res.stdout
 
 
+def test_a_ceiling_above_one_on_a_rate_is_flagged(tmp_path):
+    f = tmp_path / "log.csv"  # R = 1.6 - 0.5 exp(H): 0.24 .. 0.925 observed, b - a = 1.1 at H = 0
+    f.write_text("step,entropy,accuracy\n" + "".join(
+        f"{s},{1 - s / 10},{1.6 - 0.5 * np.exp(1 - s / 10)}\n" for s in range(8)))
+    (o,) = map(json.loads, invoke(f, "--json").stdout.splitlines())
+    assert o["ceiling"] == pytest.approx(1.1)
+    assert [w for w in o["warnings"] if "ceiling" in w] == [
+        "the ceiling b - a = 1.1 is above 1, the top of a [0, 1] R (R reached 0.925): R was still climbing "
+        "where the data end; read it as 'not saturated yet'"]
+    f.write_text("step,entropy,accuracy\n" + "".join(  # b - a = 0.9: no such warning
+        f"{s},{1 - s / 10},{1.4 - 0.5 * np.exp(1 - s / 10)}\n" for s in range(8)))
+    (o,) = map(json.loads, invoke(f, "--json").stdout.splitlines())
+    assert not [w for w in o["warnings"] if "ceiling" in w]
+
+
 def test_percent_scale_reason_and_fix(tmp_path):
     f = tmp_path / "log.csv"
     f.write_text("step,entropy,accuracy\n" + "".join(f"{s},{1 - s / 10},{20 + 5 * s}\n" for s in range(8)))

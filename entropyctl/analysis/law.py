@@ -100,6 +100,10 @@ def _fit_warnings(fit: LawFit, H: np.ndarray, R: np.ndarray) -> list[str]:
         percent = fitlaw.percent_range(*fit.r_range) if fit.n_dropped == 0 else fitlaw.looks_like_percent(R)
         hint = "; it looks like a percentage: --perf-scale 0.01 puts it on [0, 1]" if percent else ""
         w.append(f"R lies outside [0, 1]: a, b and the ceiling are in R's own units{hint}")
+    elif fit.ceiling > 1:
+        # A 0-1 reward cannot pass 1: the fitted curve is still rising where the data end.
+        w.append(f"the ceiling b - a = {fit.ceiling:.3g} is above 1, the top of a [0, 1] R (R reached "
+                 f"{fit.r_range[1]:.3g}): R was still climbing where the data end; read it as 'not saturated yet'")
     if fit.n_dropped:
         w.append(f"{fit.n_dropped} NaN/null point(s) dropped")
     return w
