@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-# Bytes mapped to digit '1', '.eE' 'x' (a digit run after them is a fraction or an exponent),
-# all else '0': an integer of 19 or more digits is then the substring "0" + "1" * 19.
+# Each byte to a class: digits '1'; '.', 'e', 'E' 'x' (digits after them are a fraction or an
+# exponent); anything else '0'. An integer of 19 digits or more is then "0" followed by 19 "1"s.
 _INT_SHAPE = bytes(49 if 48 <= i <= 57 else 120 if i in b".eE" else 48 for i in range(256))
 _LONG_INT = b"0" + b"1" * 19
 

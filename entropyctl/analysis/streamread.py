@@ -6,7 +6,8 @@ Same rules as the record readers of `logformats` (tests/test_logimport.py holds 
 the text is UTF-8 (else Latin-1), CR and CRLF line ends read as lines, terminal colour codes are
 dropped; JSON lines read as Python's json reads them (NaN/Infinity tokens; through
 jsonfast.loads), malformed lines skipped and counted, a torn last line dropped; CSV rows go
-through the csv module, blank rows skipped, short or long rows padded or cut (and counted). Input files are opened read-only.
+through the csv module, blank rows skipped, short or long rows padded or cut (and counted).
+Input files are opened read-only.
 """
 
 from __future__ import annotations
