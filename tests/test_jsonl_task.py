@@ -56,6 +56,21 @@ def test_val_path_and_csv(tmp_path):
     assert [p.text for p in task.val_problems] == [r["question"] for r in rows]
 
 
+def test_a_byte_order_mark_is_no_part_of_a_prompt_file(tmp_path):
+    import csv
+
+    rows = gsm8k_rows(12)
+    with open(tmp_path / "p.csv", "w", newline="", encoding="utf-8-sig") as f:  # as Excel saves a CSV
+        w = csv.DictWriter(f, fieldnames=["question", "answer"])
+        w.writeheader()
+        w.writerows(rows)
+    (tmp_path / "p.jsonl").write_bytes(b"\xef\xbb\xbf" + "".join(json.dumps(r) + "\n" for r in rows).encode())
+    for name in ("p.csv", "p.jsonl"):
+        task = build(cfg(tmp_path / name))  # before: the first column was '\ufeffquestion', the first line not JSON
+        got = sorted(p.text for p in task.train_problems + task.val_problems)
+        assert got == sorted(r["question"] for r in rows), name
+
+
 def test_bad_rows_are_counted_and_over_the_limit_refused(tmp_path):
     good = gsm8k_rows(12)
     bad = ['{"question": "no answer"}', '{"question": "  ", "answer": "#### 3"}',

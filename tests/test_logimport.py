@@ -294,3 +294,23 @@ def test_runs_without_the_perf_key_say_which_flag(tmp_path):
     make_run(tmp_path, "r", [{"round": r, "entropy/seqmean": 1.0, "reward/mean": 0.1} for r in range(3)])
     (s,) = load(tmp_path).values()
     assert "no eval/acc values" in s.error and "--perf" in s.error and "reward/mean" in s.error
+
+
+@pytest.mark.parametrize("name, text", [
+    ("log.jsonl", "".join(json.dumps({"step": s, "entropy": 1 - s / 20, "reward": s / 40}) + "\n" for s in range(6))),
+    ("log.csv", "step,entropy,reward\n" + "".join(f"{s},{1 - s / 20},{s / 40}\n" for s in range(6))),
+    ("exp.jsonl", "".join(json.dumps({"step": s, "data": {"actor/entropy": 1 - s / 20, "critic/score/mean": s / 40}})
+                          + "\n" for s in range(6))),
+    ("trainer_state.json", json.dumps({"log_history": [{"step": s, "entropy": 1 - s / 20, "reward": s / 40}
+                                                        for s in range(6)]})),
+])
+def test_a_byte_order_mark_is_no_part_of_the_log(tmp_path, name, text):
+    # Windows tools (Excel, Notepad, PowerShell) start UTF-8 files with one; before, it made a JSONL
+    # (ours or verl's) look like a CSV with no step column, and TRL's state file unreadable.
+    plain, marked = tmp_path / "plain", tmp_path / "bom"
+    for d, prefix in ((plain, b""), (marked, b"\xef\xbb\xbf")):
+        d.mkdir()
+        (d / name).write_bytes(prefix + text.encode())
+    assert detect_format(marked / name) == detect_format(plain / name)
+    (want,), (got,) = load(plain / name).values(), load(marked / name).values()
+    assert pts(got) == pts(want) and len(pts(got)) == 6 and got.warnings == want.warnings

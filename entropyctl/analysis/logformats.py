@@ -114,6 +114,7 @@ def read_text(path: Path, expected: str) -> str:
         raise LogImportError(f"cannot read {path}: the file is empty; expected {expected}")
     if b"\0" in raw[:4096]:
         raise LogImportError(f"cannot read {path}: binary file; expected {expected}")
+    raw = raw.removeprefix(BOM)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -123,6 +124,7 @@ def read_text(path: Path, expected: str) -> str:
     return _ANSI.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
+BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark that Windows tools put first: no part of the text
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -152,7 +154,7 @@ def head_text(path: Path, expected: str, size: int = 1 << 18) -> str:
     (which reads the first 20,000 characters) without reading a large log twice."""
     check_file(path, expected)
     with open(path, "rb") as f:
-        raw = f.read(size)
+        raw = f.read(size).removeprefix(BOM)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:

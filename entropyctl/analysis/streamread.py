@@ -3,8 +3,8 @@ verl file logger, read a block at a time straight into a `frame.Frame` (issue 14
 in seconds and a few hundred MB, where one dict per row took 22 s and 1.25 GB).
 
 Same rules as the record readers of `logformats` (tests/test_logimport.py holds both to them):
-the text is UTF-8 (else Latin-1), CR and CRLF line ends read as lines, terminal colour codes are
-dropped; JSON lines read as Python's json reads them (NaN/Infinity tokens; through
+the text is UTF-8 (else Latin-1; a leading byte-order mark dropped), CR and CRLF line ends read
+as lines, terminal colour codes are dropped; JSON lines read as Python's json reads them (NaN/Infinity tokens; through
 jsonfast.loads), malformed lines skipped and counted, a torn last line dropped; CSV rows go
 through the csv module, blank rows skipped, short or long rows padded or cut (and counted).
 Input files are opened read-only.
@@ -51,7 +51,7 @@ def _blocks(f: io.TextIOBase) -> Iterator[tuple[str, bool]]:
 def _with_encoding(path: Path, read: Callable[[io.TextIOBase], Any]) -> Any:
     """read(text stream) with UTF-8, or again from the start with Latin-1 if it is not UTF-8."""
     try:
-        with open(path, encoding="utf-8", newline=None) as f:
+        with open(path, encoding="utf-8-sig", newline=None) as f:
             return read(f)
     except UnicodeDecodeError:
         with open(path, encoding="latin-1", newline=None) as f:

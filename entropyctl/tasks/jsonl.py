@@ -55,7 +55,7 @@ def read_rows(path: Path, key: str) -> list[tuple[int, object]]:
         raise BadInput(f"{key}={str(path)!r} has suffix {suffix or '(none)'!r}; give a .jsonl, .parquet "
                        "or .csv file")
     if suffix == ".csv":
-        with open(path, newline="", encoding="utf-8") as f:
+        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's BOM is no part of the header
             return [(i, row) for i, row in enumerate(csv.DictReader(f), 2)]
     if suffix == ".parquet":
         try:
@@ -65,7 +65,7 @@ def read_rows(path: Path, key: str) -> list[tuple[int, object]]:
                            "or convert the file to JSONL") from None
         return list(enumerate(pq.read_table(path).to_pylist(), 1))
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for i, line in enumerate(f, 1):
             if line.strip():
                 try:
