@@ -12,7 +12,7 @@ import pytest
 
 from entropyctl.analysis import streamread
 from entropyctl.analysis.frame import frame_from_records, pair_arrays, to_floats, value_map
-from entropyctl.analysis.logformats import Record, to_float, to_step
+from entropyctl.analysis.logformats import LogImportError, Record, to_float, to_step
 from entropyctl.analysis.logimport import ImportOptions, load_series
 from entropyctl.analysis.runs import pair
 
@@ -127,6 +127,22 @@ def test_streamed_files_read_the_same_at_any_block_size(tmp_path, monkeypatch, c
     assert train[0] == "log train" and train[1] == list(range(15)) and "dropped a truncated last line" in train[4]
     assert any("skipped 2 malformed line(s)" in w for w in train[4])
     assert val[1] == [3] and val[2] == [1 - 4 / 50]  # val at 3 pairs with the next step's entropy
+
+
+@pytest.mark.parametrize("chunk,rows", [(7, 2), (1 << 22, 1 << 16)])
+def test_a_tab_separated_file_reads_as_its_csv(tmp_path, monkeypatch, chunk, rows):
+    monkeypatch.setattr(streamread, "CHUNK", chunk)
+    monkeypatch.setattr(streamread, "CSV_ROWS", rows)
+    (tmp_path / "log.csv").write_bytes(CSV_TEXT.encode())
+    want = series_of(tmp_path / "log.csv")
+    for name in ("log.tsv", "log.txt"):  # .txt: found by the header's tabs
+        (tmp_path / name).write_bytes(CSV_TEXT.replace(",", "\t").encode())
+        assert [s[1:] for s in series_of(tmp_path / name)] == [s[1:] for s in want]  # all but the name
+    (tmp_path / "eu.csv").write_text("step;entropy;reward\n0;0,9;0,1\n1;0,8;0,2\n")
+    with pytest.raises(LogImportError) as e:
+        load_series([tmp_path / "eu.csv"], ImportOptions())
+    assert str(e.value) == (f"cannot read {tmp_path / 'eu.csv'}: its header 'step;entropy;reward' is separated by ';' "
+                            "(a spreadsheet export with decimal commas); save it comma- or tab-separated, with '.' decimals")
 
 
 def test_csv_and_jsonl_of_the_same_rows_give_the_same_series(tmp_path):

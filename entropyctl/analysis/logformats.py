@@ -192,7 +192,7 @@ def detect_format(path: Path) -> str:
         return "verl-console"
     if re.search(r"\{'[^']+': ", head):
         return "trl-console"
-    if path.suffix.lower() in (".csv", ".tsv") or ("," in first and not first.startswith("{")):
+    if path.suffix.lower() in (".csv", ".tsv") or (any(c in first for c in ",\t;") and not first.startswith("{")):
         header = next(csv.reader(io.StringIO(first)), [])
         if header and (header[0] in ("Step", "_step", "train/global_step")
                        or any(" - " in h for h in header[1:])):

@@ -172,23 +172,34 @@ class _Columns:
         return self.cols[self.at[key]] if key in self.at else [default] * len(self.cols[0])
 
 
-def _simple_columns(block: str, nh: int) -> list[list[str]] | None:
+def _simple_columns(block: str, nh: int, sep: str = ",") -> list[list[str]] | None:
     """The columns of a block whose every line is nh quote-free cells and not blank: what the
     csv module makes of it, from one split of the text. None when the block needs the csv module."""
     if nh < 2 or '"' in block or "\0" in block:
         return None
     text = block if block.endswith("\n") else block + "\n"
-    if text.count(",") != (nh - 1) * text.count("\n"):
+    if text.count(sep) != (nh - 1) * text.count("\n"):
         return None
-    raw = np.frombuffer(text.encode(), np.uint8)  # "," and "\n" are single bytes in UTF-8
-    per_line = np.diff(np.searchsorted(np.flatnonzero(raw == 44), np.flatnonzero(raw == 10)), prepend=0)
+    raw = np.frombuffer(text.encode(), np.uint8)  # sep and "\n" are single bytes in UTF-8
+    per_line = np.diff(np.searchsorted(np.flatnonzero(raw == ord(sep)), np.flatnonzero(raw == 10)), prepend=0)
     if (per_line != nh - 1).any():
         return None
-    cells = text[:-1].replace("\n", ",").split(",")
+    cells = text[:-1].replace("\n", sep).split(sep)
     cols = [cells[j::nh] for j in range(nh)]
     if 0 in map(len, map(str.strip, cols[0])):  # maybe a blank row (every cell blank)
         return None
     return cols
+
+
+def _separator(path: Path, header_line: str) -> str:
+    """',' (a CSV), or a tab where the header has tabs and no comma (a TSV). A header of ';' and
+    no comma is a spreadsheet's export with decimal commas ('0,5'): refused, with what to do."""
+    if "," in header_line or ("\t" not in header_line and ";" not in header_line):
+        return ","
+    if "\t" in header_line:
+        return "\t"
+    raise LogImportError(f"cannot read {path}: its header {header_line.strip()[:60]!r} is separated by ';' (a "
+                         "spreadsheet export with decimal commas); save it comma- or tab-separated, with '.' decimals")
 
 
 def _header(path: Path, first: list[str] | None, has_rows: bool) -> list[str]:
@@ -204,17 +215,17 @@ def _header(path: Path, first: list[str] | None, has_rows: bool) -> list[str]:
 
 def read_csv(path: Path, want: Callable[[str], bool], where: list[tuple[str, str]],
              steplike: Callable[[str], bool]) -> tuple[Frame, list[str]]:
-    """A generic CSV with a header row (optional split/mode/... column, run and seed columns).
-    Blocks of plain lines (no quotes, the header's width, none blank) are split as text; from
+    """A generic CSV (or tab-separated file) with a header row (optional split/mode/... column,
+    run and seed columns). Blocks of plain lines (no quotes, the header's width, none blank) are split as text; from
     the first block that is not, the csv module reads the rest of the file, row by row."""
     expected = "a csv log"
 
     def add(b: FrameBuilder, col: Any, n: int, header: list[str]) -> None:
         b.add(n, [tuple(header)], None, col, kind=kinds_of(col, set(header), n), runs=_csv_runs(col, header))
 
-    def by_csv(b: FrameBuilder, blocks: Iterator[str], header: list[str] | None) -> int:
+    def by_csv(b: FrameBuilder, blocks: Iterator[str], header: list[str] | None, sep: str) -> int:
         # csv reads the lines of each block through a C iterator (no Python call per line)
-        reader = csv.reader(itertools.chain.from_iterable(map(io.StringIO, blocks)))
+        reader = csv.reader(itertools.chain.from_iterable(map(io.StringIO, blocks)), delimiter=sep)
         first = next(reader, None) if header is None else None
         rows = list(itertools.islice(reader, CSV_ROWS))
         header = header or _header(path, first, bool(rows))
@@ -240,16 +251,17 @@ def read_csv(path: Path, want: Callable[[str], bool], where: list[tuple[str, str
         blocks = (block for block, _ in _blocks(f))
         first = next(blocks, "")
         line, _, rest = first.partition("\n")
+        sep = _separator(path, line)
         if '"' in line or "\0" in line:  # a quoted header: the csv module reads it all
-            short = by_csv(b, itertools.chain([first], blocks), None)
+            short = by_csv(b, itertools.chain([first], blocks), None, sep)
             return b.frame(), short
         data = itertools.chain([rest] if rest else [], blocks)
         block = next(data, None)
-        header = _header(path, line.split(",") if line else [], block is not None)
+        header = _header(path, line.split(sep) if line else [], block is not None)
         while block is not None:
-            cols = _simple_columns(block, len(header))
+            cols = _simple_columns(block, len(header), sep)
             if cols is None:
-                short = by_csv(b, itertools.chain([block], data), header)
+                short = by_csv(b, itertools.chain([block], data), header, sep)
                 return b.frame(), short
             add(b, _Columns(cols, header), len(cols[0]), header)
             block = next(data, None)
