@@ -71,6 +71,19 @@ def test_a_byte_order_mark_is_no_part_of_a_prompt_file(tmp_path):
         assert got == sorted(r["question"] for r in rows), name
 
 
+@pytest.mark.parametrize("encoding, says", [("utf-16", "is UTF-16 text (what Windows PowerShell's > writes); save it as UTF-8"),
+                                             ("latin-1", "is not UTF-8 text; save it as UTF-8")])
+def test_a_prompt_file_not_in_utf8_is_one_line(tmp_path, encoding, says):
+    for name in ("p.jsonl", "p.csv"):  # before: a UnicodeDecodeError traceback
+        rows = [{"question": f"Combien font {i} + 1 ? (réponse)", "answer": f"#### {i + 1}"} for i in range(12)]
+        text = ("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) if name.endswith("jsonl") else
+                "question,answer\n" + "".join(f"{r['question']},{r['answer']}\n" for r in rows))
+        (tmp_path / name).write_bytes(text.encode(encoding))
+        with pytest.raises(BadInput) as e:
+            build(cfg(tmp_path / name))
+        assert str(e.value) == f"task.path={str(tmp_path / name)!r} {says}"
+
+
 def test_bad_rows_are_counted_and_over_the_limit_refused(tmp_path):
     good = gsm8k_rows(12)
     bad = ['{"question": "no answer"}', '{"question": "  ", "answer": "#### 3"}',

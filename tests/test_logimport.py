@@ -248,7 +248,10 @@ def test_bad_files_give_one_line_errors_and_are_left_untouched(tmp_path):
     junk.write_text("hello world\nnothing to see\n")
     binary = tmp_path / "x.bin"
     binary.write_bytes(b"\x00\x01\x02abc")
+    utf16 = tmp_path / "log.csv"
+    utf16.write_text("step,entropy,reward\n0,0.9,0.1\n", encoding="utf-16")
     for path, msg in ((empty, "empty"), (junk, "not a recognised log"), (binary, "binary"),
+                      (utf16, "UTF-16 text .* save it as UTF-8"),
                       (tmp_path / "missing.csv", "no such file"), (tmp_path, "no run.json")):
         before = path.read_bytes() if path.is_file() else None
         with pytest.raises(LogImportError, match=msg) as e:

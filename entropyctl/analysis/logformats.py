@@ -113,7 +113,7 @@ def read_text(path: Path, expected: str) -> str:
     if not raw.strip():
         raise LogImportError(f"cannot read {path}: the file is empty; expected {expected}")
     if b"\0" in raw[:4096]:
-        raise LogImportError(f"cannot read {path}: binary file; expected {expected}")
+        raise LogImportError(f"cannot read {path}: {binary_kind(raw[:4])}; expected {expected}")
     raw = raw.removeprefix(BOM)
     try:
         text = raw.decode("utf-8")
@@ -125,6 +125,14 @@ def read_text(path: Path, expected: str) -> str:
 
 
 BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark that Windows tools put first: no part of the text
+
+
+def binary_kind(head: bytes) -> str:
+    """What a file with NUL bytes is: UTF-16 text (Windows PowerShell's `>` writes it), else binary."""
+    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        return "UTF-16 text (what Windows PowerShell's > writes); save it as UTF-8"
+    return "binary file"
+
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -134,7 +142,7 @@ def check_file(path: Path, expected: str) -> None:
         with open(path, "rb") as f:
             head = f.read(4096)
             if b"\0" in head:
-                raise LogImportError(f"cannot read {path}: binary file; expected {expected}")
+                raise LogImportError(f"cannot read {path}: {binary_kind(head)}; expected {expected}")
             blank = not head.strip()
             while blank:
                 more = f.read(1 << 20)

@@ -20,9 +20,10 @@ import csv
 import json
 import random
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Iterator, Optional, TextIO
 
 from entropyctl.config import TaskConfig
 from entropyctl.errors import BadInput
@@ -55,7 +56,7 @@ def read_rows(path: Path, key: str) -> list[tuple[int, object]]:
         raise BadInput(f"{key}={str(path)!r} has suffix {suffix or '(none)'!r}; give a .jsonl, .parquet "
                        "or .csv file")
     if suffix == ".csv":
-        with open(path, newline="", encoding="utf-8-sig") as f:  # -sig: a spreadsheet's BOM is no part of the header
+        with _utf8(path, key, newline="") as f:
             return [(i, row) for i, row in enumerate(csv.DictReader(f), 2)]
     if suffix == ".parquet":
         try:
@@ -65,7 +66,7 @@ def read_rows(path: Path, key: str) -> list[tuple[int, object]]:
                            "or convert the file to JSONL") from None
         return list(enumerate(pq.read_table(path).to_pylist(), 1))
     rows = []
-    with open(path, encoding="utf-8-sig") as f:
+    with _utf8(path, key) as f:
         for i, line in enumerate(f, 1):
             if line.strip():
                 try:
@@ -73,6 +74,19 @@ def read_rows(path: Path, key: str) -> list[tuple[int, object]]:
                 except json.JSONDecodeError:
                     rows.append((i, None))
     return rows
+
+
+@contextmanager
+def _utf8(path: Path, key: str, newline: str | None = None) -> Iterator[TextIO]:
+    """The file as UTF-8 text (a spreadsheet's byte-order mark dropped); one-line BadInput if it
+    is not UTF-8, where reading would have stopped on a traceback."""
+    try:
+        with open(path, newline=newline, encoding="utf-8-sig") as f:
+            yield f
+    except UnicodeDecodeError as e:
+        utf16 = path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
+        what = "UTF-16 text (what Windows PowerShell's > writes)" if utf16 else "not UTF-8 text"
+        raise BadInput(f"{key}={str(path)!r} is {what}; save it as UTF-8") from None
 
 
 class JsonlTask:
