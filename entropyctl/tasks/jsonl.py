@@ -83,7 +83,7 @@ def _utf8(path: Path, key: str, newline: str | None = None) -> Iterator[TextIO]:
     try:
         with open(path, newline=newline, encoding="utf-8-sig") as f:
             yield f
-    except UnicodeDecodeError as e:
+    except UnicodeDecodeError:
         utf16 = path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
         what = "UTF-16 text (what Windows PowerShell's > writes)" if utf16 else "not UTF-8 text"
         raise BadInput(f"{key}={str(path)!r} is {what}; save it as UTF-8") from None
