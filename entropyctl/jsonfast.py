@@ -23,8 +23,9 @@ _LONG_INT = b"0" + b"1" * 19
 def loads(text: str) -> Any:
     """json.loads(text): the same value, by orjson when that is sure to give it."""
     try:
-        if _LONG_INT not in text.encode().translate(_INT_SHAPE):
-            return orjson.loads(text)
+        raw = text.encode()
+        if _LONG_INT not in raw.translate(_INT_SHAPE):
+            return orjson.loads(raw)
     except (UnicodeEncodeError, orjson.JSONDecodeError):  # a lone surrogate, NaN, 1e400, a broken line
         pass
     return json.loads(text)

@@ -30,6 +30,7 @@ from typing import Any
 
 from entropyctl.errors import BadInput
 from entropyctl.runstore import store as runstore
+from entropyctl.textfiles import BOM, UTF16, is_utf16
 
 FORMATS = ("auto", "run", "trl", "trl-console", "verl", "verl-console", "wandb-csv", "wandb", "csv", "jsonl")
 VAL_KINDS = {"val", "eval", "validation", "test"}
@@ -124,16 +125,12 @@ def read_text(path: Path, expected: str) -> str:
     return _ANSI.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
 
 
-BOM = b"\xef\xbb\xbf"  # UTF-8 byte-order mark that Windows tools put first: no part of the text
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def binary_kind(head: bytes) -> str:
-    """What a file with NUL bytes is: UTF-16 text (Windows PowerShell's `>` writes it), else binary."""
-    if head[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return "UTF-16 text (what Windows PowerShell's > writes); save it as UTF-8"
-    return "binary file"
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+    """What a file with NUL bytes is: UTF-16 text, or binary."""
+    return f"{UTF16}; save it as UTF-8" if is_utf16(head) else "binary file"
 
 
 def check_file(path: Path, expected: str) -> None:

@@ -170,7 +170,7 @@ def numerics_notes(groups: list[str], numerics: list[dict | None], by: str | Non
         for g, n in zip(groups, numerics):
             if isinstance(n, dict) and key in n:
                 by_group.setdefault(g, set()).add(as_name(n[key]))
-        values = sorted(set().union(*by_group.values())) if by_group else []
+        values = sorted(set().union(*by_group.values()))
         if len(values) < 2:
             continue
         mixed = sorted(g for g, vs in by_group.items() if len(vs) > 1)

@@ -4,10 +4,10 @@ in seconds and a few hundred MB, where one dict per row took 22 s and 1.25 GB).
 
 Same rules as the record readers of `logformats` (tests/test_logimport.py holds both to them):
 the text is UTF-8 (else Latin-1; a leading byte-order mark dropped), CR and CRLF line ends read
-as lines, terminal colour codes are dropped; JSON lines read as Python's json reads them (NaN/Infinity tokens; through
-jsonfast.loads), malformed lines skipped and counted, a torn last line dropped; CSV rows go
-through the csv module, blank rows skipped, short or long rows padded or cut (and counted).
-Input files are opened read-only.
+as lines, terminal colour codes are dropped; JSON lines read as Python's json reads them
+(NaN/Infinity tokens; through jsonfast.loads), malformed lines skipped and counted, a torn last
+line dropped; CSV rows go through the csv module, blank rows skipped, short or long rows padded
+or cut (and counted). Input files are opened read-only.
 """
 
 from __future__ import annotations
@@ -194,7 +194,7 @@ def _simple_columns(block: str, nh: int, sep: str = ",") -> list[list[str]] | No
 def _separator(path: Path, header_line: str) -> str:
     """',' (a CSV), or a tab where the header has tabs and no comma (a TSV). A header of ';' and
     no comma is a spreadsheet's export with decimal commas ('0,5'): refused, with what to do."""
-    if "," in header_line or ("\t" not in header_line and ";" not in header_line):
+    if "," in header_line or not any(c in header_line for c in "\t;"):
         return ","
     if "\t" in header_line:
         return "\t"
@@ -216,8 +216,8 @@ def _header(path: Path, first: list[str] | None, has_rows: bool) -> list[str]:
 def read_csv(path: Path, want: Callable[[str], bool], where: list[tuple[str, str]],
              steplike: Callable[[str], bool]) -> tuple[Frame, list[str]]:
     """A generic CSV (or tab-separated file) with a header row (optional split/mode/... column,
-    run and seed columns). Blocks of plain lines (no quotes, the header's width, none blank) are split as text; from
-    the first block that is not, the csv module reads the rest of the file, row by row."""
+    run and seed columns). Blocks of plain lines (no quotes, the header's width, none blank) are
+    split as text; from the first block that is not, the csv module reads the rest, row by row."""
     expected = "a csv log"
 
     def add(b: FrameBuilder, col: Any, n: int, header: list[str]) -> None:

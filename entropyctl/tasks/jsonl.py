@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Iterator, Optional, TextIO
 
 from entropyctl.config import TaskConfig
 from entropyctl.errors import BadInput
+from entropyctl.textfiles import UTF16, is_utf16
 from entropyctl.tasks import verifiers
 from entropyctl.tasks.base import UNKNOWN
 
@@ -84,8 +85,7 @@ def _utf8(path: Path, key: str, newline: str | None = None) -> Iterator[TextIO]:
         with open(path, newline=newline, encoding="utf-8-sig") as f:
             yield f
     except UnicodeDecodeError:
-        utf16 = path.read_bytes()[:2] in (b"\xff\xfe", b"\xfe\xff")
-        what = "UTF-16 text (what Windows PowerShell's > writes)" if utf16 else "not UTF-8 text"
+        what = UTF16 if is_utf16(path) else "not UTF-8 text"
         raise BadInput(f"{key}={str(path)!r} is {what}; save it as UTF-8") from None
 
 
