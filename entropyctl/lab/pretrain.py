@@ -16,7 +16,6 @@ import os
 import random
 import shutil
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -26,6 +25,7 @@ from entropyctl.config import MODEL_RUNTIME_KEYS, ModelConfig, TaskConfig
 from entropyctl.lab.model import build_lab_model
 from entropyctl.lab.task import AdditionTask
 from entropyctl.lab.tokenizer import build_char_tokenizer
+from entropyctl.progress import WorkProgress
 
 CACHE_VERSION = 1  # bump when pretraining code changes the weights for the same config
 LAB_TASK_KEYS = ("name", "digits", "formats", "error_offsets", "val_seed")
@@ -116,20 +116,6 @@ def pretrain(model_cfg: ModelConfig, task_cfg: TaskConfig, out_dir: Path, progre
     return stats
 
 
-@contextmanager
-def _progress_bar(total: int):
-    """A bar on stderr while the base pretrains (a minute or two the first time, then cached)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    bar = Progress(TextColumn("pretraining the lab base"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("loss {task.fields[loss]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                   console=Console(stderr=True))
-    task = bar.add_task("pretrain", total=total, loss="-")
-    with bar:
-        yield lambda step, _total, loss: bar.update(task, completed=step, loss=f"{loss:.3f}")
-
-
 def ensure_base(model_cfg: ModelConfig, task_cfg: TaskConfig, cache_dir: str | Path,
                 progress: bool = True) -> tuple[Path, dict, bool]:
     """(checkpoint dir, its pretrain stats, whether it was reused from the cache)."""
@@ -138,11 +124,9 @@ def ensure_base(model_cfg: ModelConfig, task_cfg: TaskConfig, cache_dir: str | P
         return final, json.loads((final / "pretrain.json").read_text()), True
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
-    if progress:
-        with _progress_bar(model_cfg.pretrain_steps) as bar:
-            stats = pretrain(model_cfg, task_cfg, tmp, bar)
-    else:
-        stats = pretrain(model_cfg, task_cfg, tmp)
+    steps = model_cfg.pretrain_steps
+    with WorkProgress("pretraining the lab base", steps, unit="steps", fields=("loss",), enabled=progress) as bar:
+        stats = pretrain(model_cfg, task_cfg, tmp, lambda step, _total, loss: bar.update(step, loss=f"{loss:.3f}"))
     try:
         os.rename(tmp, final)
     except OSError:

@@ -267,7 +267,7 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
     `checkpoint_every` rounds and after the last) a checkpoint of the state before the next."""
     from entropyctl.analysis.law_summary import law_summary
     from entropyctl.runstore import wandb_mirror
-    from entropyctl.train.progress import RoundProgress
+    from entropyctl.progress import WorkProgress
 
     wandb_mirror.attach(writer, cfg.tracking, summary=law_summary)  # the run's law fit ends in its summary
     sha = config_sha((writer.path / CONFIG).read_text())
@@ -287,7 +287,8 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
 
             probes = Probes(state, cfg, first_round=start)
         label = f"{writer.info.get('intervention', '')} s{writer.info.get('seed', '')}"
-        with RoundProgress(label, cfg.rounds, start, enabled=cfg.progress) as bar:
+        with WorkProgress(label, cfg.rounds, unit="rounds", start=start, fields=("reward", "H"),
+                          enabled=cfg.progress) as bar:
             if every > 0 and start == 0:
                 checkpoint(0)  # resume never depends on re-running setup the same way
             if start > 0:
@@ -310,7 +311,7 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
                 _check_weights(state.model)
                 if every > 0 and ((r + 1) % every == 0 or r + 1 == cfg.rounds):
                     checkpoint(r + 1)
-                bar.advance(row)
+                bar.update(r + 1, reward=f"{row['reward/mean']:.3f}", H=f"{row['entropy/seqmean']:.3f}")
         writer.finish("finished")
     except BaseException as e:
         # The run directory first: a second Ctrl-C while the status is written still reports
