@@ -212,3 +212,17 @@ def test_debug_shows_the_exception(tmp_path):
     res = invoke(f, "--debug")
     assert res.exit_code == 2 and "Traceback" in res.stderr and "LogImportError" in res.stderr
     assert res.stderr.strip().splitlines()[-1].startswith("error: ")
+
+
+def test_a_flat_r_is_not_read_as_support_for_the_law(tmp_path):
+    """A run that never scored (R = 0 throughout) fits a flat line exactly: R² = 1 by
+    convention, a = 0 (not -0); the warning says it means nothing."""
+    f = tmp_path / "log.csv"
+    f.write_text("step,entropy,accuracy\n" + "".join(f"{s},{2.4 - s / 10},0\n" for s in range(5)))
+    (o,) = map(json.loads, invoke(f, "--json").stdout.splitlines())
+    assert o["r2"] == 1.0 and o["a"] == 0.0 and str(o["a"]) == "0.0"
+    assert [w for w in o["warnings"] if "flat" in w] == [
+        "R is 0 at all 5 points: a flat line fits it exactly (a = 0, R² = 1), which says nothing about the "
+        "law; check the performance key (--perf) or train longer"]
+    text = invoke(f).stdout
+    assert "-0 ±" not in text and "a flat line fits it exactly" in text

@@ -123,7 +123,7 @@ def fit_law(H: np.ndarray, R: np.ndarray, level: float = 0.95) -> LawFit:
     xm, rm = x.mean(), R.mean()
     sxx = np.sum((x - xm) ** 2)
     slope = np.sum((x - xm) * (R - rm)) / sxx  # dR/dx = -a
-    a = -slope
+    a = -slope + 0.0  # + 0.0: a flat R gives a = 0, not -0
     b = rm + a * xm
     resid = R - (b - a * x)
     sse = float(np.sum(resid**2))
@@ -183,7 +183,7 @@ def _batch_chunk(H: np.ndarray, R: np.ndarray, level: float) -> dict[str, np.nda
     ok = (n >= MIN_POINTS) & (sxx > MIN_REL_VAR_X * nf * xm**2)
     with np.errstate(divide="ignore", invalid="ignore"):
         slope = np.einsum("ij,ij->i", dx, dr) / sxx
-        a = np.where(ok, -slope, np.nan)
+        a = np.where(ok, -slope, np.nan) + 0.0
         b = rm + a * xm
         resid = dr - slope[:, None] * dx  # R - fit, zero where missing
         sse = np.einsum("ij,ij->i", resid, resid)

@@ -91,7 +91,11 @@ def _fit_warnings(fit: LawFit, H: np.ndarray, R: np.ndarray) -> list[str]:
     w = []
     if not fit.ok:
         return w
-    if fit.a < 0:
+    if fit.r_range[0] == fit.r_range[1]:
+        # R^2 is 1 by convention (a flat line fits exactly): that must not read as support
+        w.append(f"R is {fit.r_range[0]:.4g} at all {fit.n} points: a flat line fits it exactly (a = 0, R² = 1), "
+                 "which says nothing about the law; check the performance key (--perf) or train longer")
+    elif fit.a < 0:
         w.append(f"a = {fit.a:.4g} < 0: performance falls as entropy falls (the law expects a > 0)")
     if fit.h_range[1] > 20:
         w.append(f"H reaches {fit.h_range[1]:.3g} nats: is it a per-token entropy (not a sequence sum or bits)?")

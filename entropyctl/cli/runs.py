@@ -17,8 +17,9 @@ def runs(
     paths: Annotated[Optional[List[Path]], typer.Argument(help="Runs folders, sweeps or run dirs (default: runs).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON list on stdout.")] = False,
 ) -> None:
-    """List runs with status (stale = marked running but nobody holds its lock), intervention,
-    seed, rounds and last metrics; and the command that resumes each resumable run.
+    """List runs: status, intervention, seed, rounds, last metrics, and how to resume each.
+
+    Stale: marked running, but no process holds its lock (a killed job); resumable.
 
     Example: entropyctl runs runs/demo-20261201-120000
     """
