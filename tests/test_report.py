@@ -13,7 +13,7 @@ import pytest
 
 from entropyctl.cli.compare import load_inputs
 from entropyctl.analysis.compare import compare_runs
-from entropyctl.analysis.report import PLOTS, build_report, md_escape
+from entropyctl.analysis.report import PLOTS, build_report, md_escape, num
 from entropyctl.runstore.store import create_run
 
 HOSTILE_ID = '<script>alert("id")</script>'
@@ -112,3 +112,16 @@ def test_report_md_has_tables_and_plots(report):
     grpo = next(g for g in result["groups"] if g["name"] == "grpo")
     assert grpo["n"] == 2  # the diverged run is listed, not counted
     assert "no: status diverged" in md
+
+
+@pytest.mark.parametrize("v, signed, text", [
+    (-7.45e-10, False, "0.000"),  # a k3 KL to the base in float32 rounding: never "-0.000"
+    (-7.45e-10, True, "+0.000"),
+    (-0.0004, False, "0.000"),
+    (-0.2, False, "-0.200"),  # a real negative keeps its sign
+    (-0.0006, True, "-0.001"),
+    (-150.2, True, "-150"),
+    (12.34, True, "+12.3"),
+])
+def test_numbers_that_round_to_zero_lose_their_minus(v, signed, text):
+    assert num(v, signed=signed) == text

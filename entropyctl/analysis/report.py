@@ -43,10 +43,11 @@ def num(v: float | None, key: str = "", signed: bool = False) -> str:
     if v is None or not math.isfinite(v):
         return "—"
     sign = "+" if signed else ""
-    if key in ROUND_KEYS:
-        return f"{v:{sign}.1f}"
     a = abs(v)
-    return f"{v:{sign}.0f}" if a >= 100 else f"{v:{sign}.1f}" if a >= 10 else f"{v:{sign}.3f}"
+    digits = 1 if key in ROUND_KEYS else 0 if a >= 100 else 1 if a >= 10 else 3
+    text = f"{v:{sign}.{digits}f}"
+    # -7e-10 (a k3 KL in float32 rounding) is shown as 0.000, not -0.000 (format's "z" is 3.11+)
+    return text.replace("-", "+" if signed else "", 1) if text.startswith("-") and not text.strip("-0.") else text
 
 
 def p_text(p: float | None, eq: bool = False) -> str:
