@@ -125,6 +125,10 @@ class TaskConfig:
     # planning/execution entropies). Matched case-insensitively in the completion text.
     planning_phrases: List[str] = field(default_factory=list)
     max_bad_rows: int = 0  # rows missing a key, with an empty prompt or an unreadable answer
+    # Prompts longer than this many tokens (chat template included) are left out when the
+    # task is bound to the tokenizer (verl's filter_overlong_prompts); null = keep them all,
+    # and refuse the run if one does not fit the model's positions with max_new_tokens.
+    max_prompt_tokens: Optional[int] = None
 
     # --- kind=curriculum: another task's settings switched at a round (the plasticity probe)
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
@@ -138,6 +142,9 @@ class TaskConfig:
             raise BadInput(f"task.verifier={self.verifier} is unknown; give one of {', '.join(TASK_VERIFIERS)}")
         if not 0.0 <= self.format_reward < 1.0:
             raise BadInput(f"task.format_reward={self.format_reward} is out of range; give 0 <= task.format_reward < 1")
+        if self.max_prompt_tokens is not None and self.max_prompt_tokens < 1:
+            raise BadInput(f"task.max_prompt_tokens={self.max_prompt_tokens} is out of range; give "
+                           "task.max_prompt_tokens>=1, or null to keep every prompt")
         for key in ("val_size", "max_bad_rows", "n_val"):
             if getattr(self, key) < 0:
                 raise BadInput(f"task.{key}={getattr(self, key)} is negative; give task.{key}>=0")

@@ -209,3 +209,56 @@ def test_train_refuses_bad_task_input_before_any_run_dir(tmp_path, args, says):
     assert out.exit_code == 2 and len(lines) == 1, out.output
     assert says.replace("{W}", w) in lines[0] and lines[0].startswith("error: ")
     assert not (tmp_path / "runs").exists()
+
+
+def _with_long_rows(path: Path, n: int = 20, long_rows=(3, 11)) -> Path:
+    rows = gsm8k_rows(n)
+    for i in long_rows:  # 0-based: lines i + 1
+        rows[i]["question"] = "How many apples? " * 60
+    return write_jsonl(path, rows)
+
+
+def test_prompt_lengths_are_the_samplers_and_long_ones_can_be_left_out(tmp_path):
+    from entropyctl.models.loading import encode_prompts
+
+    tok = train_tokenizer("qwen2")
+    data = _with_long_rows(tmp_path / "d.jsonl")
+    task = build(cfg(data, val_size=4))
+    task.bind(tok)
+    every = task.train_problems + task.val_problems
+    # The lengths the sampler will see: its own encoding, one prompt at a time.
+    assert task.prompt_tokens == sorted(int(encode_prompts(tok, [p.prompt])[1].sum()) for p in every)
+    n, where = task.longest_prompt
+    assert n == task.prompt_tokens[-1] > 200 and where in ("d.jsonl:4", "d.jsonl:12")
+    assert "prompts" in task.describe() and "left out" not in task.describe()
+
+    short = build(cfg(data, val_size=4, max_prompt_tokens=100))
+    short.bind(tok)
+    kept = short.train_problems + short.val_problems
+    assert len(kept) == 18 and {p.row for p in kept}.isdisjoint({4, 12})
+    assert short.prompt_tokens[-1] <= 100 and short.prompts_left_out == 2
+    assert "2 over task.max_prompt_tokens=100 left out" in short.describe()
+
+    with pytest.raises(BadInput, match="task.max_prompt_tokens=5 leaves no training prompts"):
+        build(cfg(data, val_size=4, max_prompt_tokens=5)).bind(tok)
+
+
+def test_a_prompt_the_model_cannot_hold_is_refused_before_any_run_dir(tmp_path):
+    from typer.testing import CliRunner
+
+    from entropyctl.cli.main import app
+    from tests.hf_fixtures import tiny_checkpoint
+
+    ckpt = tiny_checkpoint(tmp_path / "qwen", "qwen2")  # 512 positions
+    data = _with_long_rows(tmp_path / "d.jsonl", long_rows=(3,))
+    base = ["train", "model=hf", f"model.path={ckpt}", "task=jsonl", f"task.path={data}", "task.val_size=4",
+            f"runs_dir={tmp_path}/runs", "progress=false", "threads=1"]
+    out = CliRunner().invoke(app, [*base, "task.max_new_tokens=400"])
+    lines = out.output.strip().splitlines()
+    assert out.exit_code == 2 and len(lines) == 1, out.output
+    assert lines[0].startswith("error: the longest prompt (d.jsonl:4) is ")
+    assert "passes the model's 512 positions" in lines[0] and "task.max_prompt_tokens=112" in lines[0]
+    assert not (tmp_path / "runs").exists()
+    out = CliRunner().invoke(app, [*base, "task.max_new_tokens=600"])
+    assert out.exit_code == 2 and "task.max_new_tokens=600 alone fills the model's 512 positions" in out.output
+    assert not (tmp_path / "runs").exists()

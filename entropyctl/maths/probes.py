@@ -64,6 +64,9 @@ def _hsic_debiased(K: Tensor, L: Tensor) -> Tensor:
     return (trace + mid - last).squeeze() / (n * (n - 3))
 
 
+CKA_MIN_EXAMPLES = 4  # the debiased HSIC divides by n - 3
+
+
 def linear_cka(X: Tensor, Y: Tensor, debiased: bool = False) -> float:
     """Linear CKA between representations X (n, p1) and Y (n, p2) of the same n examples
     (rows aligned; spec §10.1), in float64. The biased form is
@@ -78,8 +81,8 @@ def linear_cka(X: Tensor, Y: Tensor, debiased: bool = False) -> float:
         num = (Y.T @ X).pow(2).sum()
         den = torch.linalg.matrix_norm(X.T @ X) * torch.linalg.matrix_norm(Y.T @ Y)
         return float(num / den) if den > 0 else math.nan
-    if X.shape[0] < 4:
-        raise ValueError("debiased CKA needs at least 4 examples")
+    if X.shape[0] < CKA_MIN_EXAMPLES:
+        raise ValueError(f"debiased CKA needs at least {CKA_MIN_EXAMPLES} examples")
     K, L = X @ X.T, Y @ Y.T
     kl, kk, ll = _hsic_debiased(K, L), _hsic_debiased(K, K), _hsic_debiased(L, L)
     den = torch.sqrt(kk * ll)

@@ -102,6 +102,16 @@ def encode_prompts(tokenizer, prompts: list[str]) -> tuple[Tensor, Tensor]:
     return ids, mask
 
 
+def context_length(config) -> int | None:
+    """The positions a checkpoint was built for (prompt + completion), or None if its config
+    does not say."""
+    for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+        n = getattr(config, key, None)
+        if isinstance(n, int) and n > 0:
+            return n
+    return None
+
+
 def positions(mask: Tensor) -> Tensor:
     """Position ids that skip left padding: 0 at each row's first real token."""
     return (mask.cumsum(-1) - 1).clamp(min=0)

@@ -8,6 +8,9 @@ Whether a completion ended (end-of-sequence within `task.max_new_tokens`) reache
 A task is a class built from a `TaskConfig` and registered by `task.kind` under the entry-point
 group "entropyctl.tasks" (entropyctl/plugins.py). Optional: a `check(cfg)` static method
 the CLI calls before any run directory exists, and `describe() -> str`, a line for the log.
+A task that knows its prompts' token lengths once bound (the prompt file) sets
+`prompt_tokens` (sorted) and `longest_prompt = (tokens, "file:line")`: the run is refused
+before it starts when a prompt and `task.max_new_tokens` do not fit the model.
 
 A task that changes over a run (the curriculum) also has `at_round(r)`, called before round r
 (before its probes), and `observe(row)`, called with each finished round's metrics row (and,

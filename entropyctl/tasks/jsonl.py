@@ -44,6 +44,7 @@ class Problem:
     answer: str  # the reference answer, as written
     demo: str  # a correct completion for sft_refresh (task.demo_key, else the answer)
     row: int  # 1-based line of the row in its file
+    file: str = ""  # the file's name, for messages
 
 
 def read_rows(path: Path, key: str) -> list[tuple[int, object]]:
@@ -140,7 +141,7 @@ class JsonlTask:
                 continue
             text, answer = str(row[c.prompt_key]), str(row[c.answer_key])
             demo = str(row[c.demo_key]) if c.demo_key and row.get(c.demo_key) is not None else answer
-            out.append(Problem(text, text, answer, demo, line))
+            out.append(Problem(text, text, answer, demo, line, path.name))
         return out
 
     def _bad_reason(self, row) -> Optional[str]:
@@ -159,6 +160,11 @@ class JsonlTask:
     def describe(self) -> str:
         """One line for the run's log: rows used and bad rows skipped."""
         bad = f"; {len(self.bad)} bad rows skipped (first: {self.bad[0]})" if self.bad else ""
+        lengths = getattr(self, "prompt_tokens", None)
+        if lengths:
+            bad += f"; prompts {lengths[0]}-{lengths[-1]} tokens (median {lengths[len(lengths) // 2]})"
+        if getattr(self, "prompts_left_out", 0):
+            bad += f", {self.prompts_left_out} over task.max_prompt_tokens={self.cfg.max_prompt_tokens} left out"
         return (f"task {self.cfg.name}: {len(self.train_problems)} training and {len(self.val_problems)} "
                 f"validation prompts, verifier {self.cfg.verifier}{bad}")
 
@@ -189,6 +195,29 @@ class JsonlTask:
         self.train_problems = [render(p) for p in self.train_problems]
         self.val_problems = [render(p) for p in self.val_problems]
         self._pieces = {}
+        self._fit_prompts(tokenizer)
+
+    def _fit_prompts(self, tokenizer) -> None:
+        """Token lengths of the rendered prompts as the sampler encodes them (beginning of
+        sequence included); prompts over `task.max_prompt_tokens` left out."""
+        bos = int(tokenizer.bos_token_id is not None)
+        problems = self.train_problems + self.val_problems
+        ids = tokenizer([p.prompt for p in problems], add_special_tokens=False)["input_ids"]
+        tokens = {id(p): len(x) + bos for p, x in zip(problems, ids)}
+        limit = self.cfg.max_prompt_tokens
+        self.prompts_left_out = 0
+        if limit is not None:
+            train = [p for p in self.train_problems if tokens[id(p)] <= limit]
+            val = [p for p in self.val_problems if tokens[id(p)] <= limit]
+            if not train or not val:
+                which = "training" if not train else "validation"
+                raise BadInput(f"task.max_prompt_tokens={limit} leaves no {which} prompts (the shortest is "
+                               f"{min(tokens.values())} tokens); raise it, or null to keep every prompt")
+            self.prompts_left_out = len(problems) - len(train) - len(val)
+            self.train_problems, self.val_problems = train, val
+        self.prompt_tokens = sorted(tokens[id(p)] for p in self.train_problems + self.val_problems)
+        longest = max(self.train_problems + self.val_problems, key=lambda p: tokens[id(p)])
+        self.longest_prompt = (tokens[id(longest)], f"{longest.file}:{longest.row}")
 
     def sample_train(self, rng: random.Random, n: int) -> list[Problem]:
         """n training problems, drawn with replacement."""

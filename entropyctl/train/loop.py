@@ -24,11 +24,12 @@ import torch
 from entropyctl.maths.advantage import compute_advantage
 from entropyctl.train.checkpoint import config_sha, save_checkpoint
 from entropyctl.config import TrainConfig
-from entropyctl.errors import Divergence
+from entropyctl.errors import BadInput, Divergence
+from entropyctl.maths.probes import CKA_MIN_EXAMPLES
 from entropyctl.train.evaluate import evaluate
 from entropyctl.interventions import Pipeline, RoundContext, build
 from entropyctl.train.metrics import round_metrics
-from entropyctl.models.loading import ForwardBudget, load_policy, resolve_device
+from entropyctl.models.loading import ForwardBudget, context_length, load_policy, resolve_device
 from entropyctl.train.rescore import base_logp, rescore
 from entropyctl.train.reward import readable_samples, score
 from entropyctl.train.backends import Backend, make_backend
@@ -151,6 +152,33 @@ def resolve_model_path(cfg: TrainConfig, log=print) -> Path:
     return path
 
 
+def _check_probe_prompts(cfg: TrainConfig, task: Task) -> None:
+    """The probes' CKA runs on the task's validation prompts and needs 4 of them: a small
+    prompt file's task.val_size=1 failed the run at its first probe, after the run dir existed."""
+    n = len(task.val_problems)
+    if cfg.probe.every > 0 and n < CKA_MIN_EXAMPLES:
+        raise BadInput(f"the probes need {CKA_MIN_EXAMPLES} validation prompts (CKA) and the task has {n}; "
+                       f"give {CKA_MIN_EXAMPLES} or more (task.val_size; task.n_val on the lab), or probe.every=0 "
+                       "to turn the probes off")
+
+
+def _check_prompt_fit(cfg: TrainConfig, task: Task, model) -> None:
+    """Every prompt with task.max_new_tokens must fit the model's positions: vLLM would fail
+    the round that drew a longer one, and a torch rollout would run past what the model knows."""
+    longest, ctx = getattr(task, "longest_prompt", None), context_length(model.config)
+    if longest is None or ctx is None:
+        return
+    (n, where), T = longest, cfg.task.max_new_tokens
+    if n + T <= ctx:
+        return
+    if T >= ctx:
+        raise BadInput(f"task.max_new_tokens={T} alone fills the model's {ctx} positions; lower it")
+    over = sum(1 for x in task.prompt_tokens if x > ctx - T)
+    raise BadInput(f"the longest prompt ({where}) is {n} tokens, which with task.max_new_tokens={T} passes "
+                   f"the model's {ctx} positions; leave the {over} such prompt(s) out with "
+                   f"task.max_prompt_tokens={ctx - T}, or lower task.max_new_tokens")
+
+
 def setup(cfg: TrainConfig, log=print) -> RunState:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -161,6 +189,7 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
         log(f"{pipeline.label} sets advantage.estimator={estimator}, optim.agg_mode={agg[0]}, "
             f"optim.loss_scale={agg[1]}")
     task = build_task(cfg.task)
+    _check_probe_prompts(cfg, task)  # before pretraining a lab base
     m = cfg.model
     device = resolve_device(cfg.device)  # a missing CUDA is refused before any pretraining
     base_device = resolve_device(m.base_device) if m.base_device else device
@@ -168,6 +197,8 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
     model, tokenizer = load_policy(path, m.attn_impl, m.dtype, device, m.gradient_checkpointing)
     model.eval()
     task.bind(tokenizer)  # prompts rendered for this tokenizer (chat template)
+    _check_prompt_fit(cfg, task, model)
+    _check_probe_prompts(cfg, task)  # again: prompts over task.max_prompt_tokens have left
     if hasattr(task, "describe"):
         log(task.describe())
     base = None
