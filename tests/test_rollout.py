@@ -182,3 +182,30 @@ def test_finished_rows_leave_the_batch_without_changing_a_draw():
     assert torch.equal(compact[2], full[2])
     valid = completion_mask_from_ids(full[2], TOK.eos_token_id)[0].bool()
     assert torch.equal(compact[3][valid], full[3][valid]) and torch.equal(compact[4][valid], full[4][valid])
+
+
+def test_a_generation_config_end_token_ends_the_completion(tmp_path):
+    """Qwen2.5 Instruct's generation_config.json lists <|im_end|> and <|endoftext|>; the
+    tokenizer names only the first. A model that writes the second has finished (as `generate`
+    and vLLM stop there), not run to the token budget."""
+    from entropyctl.models.loading import load_policy, stop_ids
+    from tests.hf_fixtures import tiny_checkpoint
+
+    model, tok = load_policy(tiny_checkpoint(tmp_path / "qwen", "qwen2"), dtype="float32",
+                             device=torch.device("cpu"))
+    other = tok.convert_tokens_to_ids("<|endoftext|>")
+    assert other != tok.eos_token_id and other == 0
+    with torch.no_grad():  # every logit equal: greedy picks token 0, <|endoftext|>
+        model.get_output_embeddings().weight.zero_()
+    problems = [type("P", (), {"prompt": "Tom has 3 apples."})()] * 2
+
+    model.generation_config.eos_token_id = tok.eos_token_id  # the tokenizer's end only
+    assert stop_ids(model, tok) == [tok.eos_token_id]
+    ro = sample(model, tok, problems, 1, 6, 1.0, torch.Generator().manual_seed(0), greedy=True)
+    assert ro.finished.tolist() == [False, False] and ro.completion_mask.sum().item() == 12
+
+    model.generation_config.eos_token_id = [tok.eos_token_id, other]
+    assert stop_ids(model, tok) == [tok.eos_token_id, other]
+    ro = sample(model, tok, problems, 1, 6, 1.0, torch.Generator().manual_seed(0), greedy=True)
+    assert ro.finished.tolist() == [True, True]
+    assert ro.completion_mask.tolist() == [[1.0], [1.0]] and ro.texts == ["", ""]

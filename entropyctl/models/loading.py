@@ -102,6 +102,16 @@ def encode_prompts(tokenizer, prompts: list[str]) -> tuple[Tensor, Tensor]:
     return ids, mask
 
 
+def stop_ids(model, tokenizer) -> list[int]:
+    """The tokens that end a completion: the tokenizer's end-of-sequence, then those of the
+    checkpoint's generation_config.json, on which `generate` and vLLM stop too (Qwen2.5
+    Instruct ends with <|im_end|> or <|endoftext|>; Llama 3.0 Instruct's tokenizer names
+    <|end_of_text|> while its turns end with <|eot_id|>)."""
+    extra = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = [tokenizer.eos_token_id, *(extra if isinstance(extra, (list, tuple)) else [extra])]
+    return list(dict.fromkeys(i for i in ids if i is not None))
+
+
 def context_length(config) -> int | None:
     """The positions a checkpoint was built for (prompt + completion), or None if its config
     does not say."""

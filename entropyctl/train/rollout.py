@@ -14,13 +14,14 @@ from entropyctl.config import RolloutConfig
 from entropyctl.maths.batch import Rollout, Scored
 from entropyctl.maths.correction import correction_weights, mismatch_metrics
 from entropyctl.maths.losses import masked_mean
+from entropyctl.models.loading import stop_ids
 from entropyctl.train.backends import make_backend
 
 
-def completion_mask_from_ids(ids: Tensor, eos_id: int) -> tuple[Tensor, Tensor]:
-    """(mask (B, T) float: tokens up to and including the first end-of-sequence,
-    finished (B,) bool: whether the row emitted end-of-sequence)."""
-    is_eos = ids == eos_id
+def completion_mask_from_ids(ids: Tensor, eos_ids: int | list[int]) -> tuple[Tensor, Tensor]:
+    """(mask (B, T) float: tokens up to and including the first end-of-sequence (any of
+    `eos_ids`), finished (B,) bool: whether the row emitted one)."""
+    is_eos = torch.isin(ids, torch.tensor(eos_ids, device=ids.device))
     before = (is_eos.long().cumsum(1) - is_eos.long()) == 0
     return before.float(), is_eos.any(1)
 
@@ -36,10 +37,11 @@ def sample(model, tokenizer, problems: list, group_size: int, max_new_tokens: in
     raw = backend.generate(model, tokenizer, [p.prompt for p in problems], group_size, max_new_tokens,
                            temperature, generator, greedy)
     prompt_ids, prompt_mask, ids = raw.prompt_ids, raw.prompt_mask, raw.completion_ids
-    mask, finished = completion_mask_from_ids(ids, tokenizer.eos_token_id)
+    stops = stop_ids(model, tokenizer)
+    mask, finished = completion_mask_from_ids(ids, stops)
     # Text of each completion without end-of-sequence; whether it ended travels as `finished`
     # (the task decides what a truncated answer earns).
-    keep = (mask.bool() & (ids != tokenizer.eos_token_id))
+    keep = mask.bool() & ~torch.isin(ids, torch.tensor(stops, device=ids.device))
     ids_host, keep = ids.cpu(), keep.cpu()  # one copy, not one per row
     texts = tokenizer.batch_decode([row[k].tolist() for row, k in zip(ids_host, keep)], skip_special_tokens=True)
     group_ids = torch.arange(len(problems)).repeat_interleave(group_size)

@@ -11,7 +11,7 @@ from transformers import DynamicCache
 
 from entropyctl.errors import Divergence
 from entropyctl.maths.entropy import entropy_from_logits
-from entropyctl.models.loading import cache_kwarg, encode_prompts, positions
+from entropyctl.models.loading import cache_kwarg, encode_prompts, positions, stop_ids
 from entropyctl.train.backends.base import RawRollout
 
 
@@ -69,7 +69,7 @@ def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
     a quarter of it has finished: a lab completion is half the token budget on average."""
     dev = model.get_input_embeddings().weight.device  # everything below is created there
     prompt_ids, prompt_mask = (t.to(dev) for t in encode_prompts(tokenizer, prompts))
-    eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+    stops, pad = torch.tensor(stop_ids(model, tokenizer), device=dev), tokenizer.pad_token_id
     pos = positions(prompt_mask)
     # Our own cache object, filled in place by every call: no reading it back from the output
     # under a name that changes between transformers releases.
@@ -108,7 +108,7 @@ def sample_torch(model, tokenizer, prompts: list[str], max_new_tokens: int, temp
         # Beside (not instead of) the softmax above, so the draws stay bit-identical.
         logp[rows, t] = torch.log_softmax(scaled, -1).gather(1, nxt[:, None]).squeeze(1)
         ent[rows, t] = entropy_from_logits(scaled, probs)
-        held_done = held_done | (nxt == eos)
+        held_done = held_done | torch.isin(nxt, stops)
         done[rows] = held_done
         steps = t + 1
         live = ~held_done

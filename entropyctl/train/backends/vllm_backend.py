@@ -20,7 +20,7 @@ import os
 import torch
 
 from entropyctl.errors import BadInput
-from entropyctl.models.loading import encode_prompts
+from entropyctl.models.loading import encode_prompts, stop_ids
 from entropyctl.train.backends.base import RawRollout
 
 
@@ -69,11 +69,12 @@ class VllmBackend:
 
         self._wake()
         prompt_ids, prompt_mask = encode_prompts(tokenizer, prompts)
-        eos, pad = tokenizer.eos_token_id, tokenizer.pad_token_id
+        pad = tokenizer.pad_token_id
         # One draw from the run's sampling stream seeds the engine: reproducible, and distinct per call.
         seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
         params = SamplingParams(n=n, temperature=0.0 if greedy else temperature, top_p=1.0,
-                                max_tokens=max_new_tokens, seed=seed, logprobs=0, stop_token_ids=[eos],
+                                max_tokens=max_new_tokens, seed=seed, logprobs=0,
+                                stop_token_ids=stop_ids(model, tokenizer),
                                 detokenize=False)
         requests = [TokensPrompt(prompt_token_ids=row[m.bool()].tolist()) for row, m in zip(prompt_ids, prompt_mask)]
         outputs = self.llm.generate(requests, params, use_tqdm=False)
