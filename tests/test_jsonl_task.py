@@ -262,3 +262,19 @@ def test_a_prompt_the_model_cannot_hold_is_refused_before_any_run_dir(tmp_path):
     out = CliRunner().invoke(app, [*base, "task.max_new_tokens=600"])
     assert out.exit_code == 2 and "task.max_new_tokens=600 alone fills the model's 512 positions" in out.output
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_template_without_a_system_role_is_one_line_naming_the_fix(tmp_path):
+    """Gemma's template raises on a system message: with task.system_prompt set that was an
+    'internal error' traceback line, exit 1."""
+    tok = train_tokenizer("qwen2")
+    tok.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}"
+                         "{{ raise_exception('System role not supported') }}{% endif %}"
+                         "<start_of_turn>{{ m['content'] }}<end_of_turn>{% endfor %}")
+    data = gsm8k_jsonl(tmp_path / "d.jsonl", 10)
+    with pytest.raises(BadInput, match=r"chat template refused the prompt of d\.jsonl:\d+ \(TemplateError: "
+                                       r"System role not supported\); try task\.system_prompt=null"):
+        build(cfg(data, system_prompt="Be brief.")).bind(tok)
+    task = build(cfg(data))  # no system prompt: the same template renders
+    task.bind(tok)
+    assert task.val_problems[0].prompt.startswith("<start_of_turn>Tom has")

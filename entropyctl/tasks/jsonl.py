@@ -185,7 +185,13 @@ class JsonlTask:
                 return replace(p, prompt=f"{c.system_prompt}\n\n{p.text}" if c.system_prompt else p.text)
             msgs = ([{"role": "system", "content": c.system_prompt}] if c.system_prompt else [])
             msgs.append({"role": "user", "content": p.text})
-            text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+            try:
+                text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
+            except Exception as e:  # jinja's TemplateError, or what the template raises itself
+                fix = ("task.system_prompt=null (this template may have no system role), or "
+                       if c.system_prompt else "")
+                raise BadInput(f"the tokenizer's chat template refused the prompt of {p.file}:{p.row} "
+                               f"({type(e).__name__}: {e}); try {fix}task.chat_template=false") from None
             bos = getattr(tokenizer, "bos_token", None)
             # The sampler puts beginning-of-sequence first itself: not twice.
             if bos and tokenizer.bos_token_id is not None and text.startswith(bos):
