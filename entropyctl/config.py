@@ -216,6 +216,15 @@ class TrackingConfig:
             raise BadInput(f"tracking.wandb_mode={self.wandb_mode} is not a mode; give auto, online or offline")
 
 
+CKA_MIN_EXAMPLES = 4  # the debiased HSIC of the CKA probe divides by n - 3
+
+
+def probe_prompts_error(n_val: int) -> BadInput:
+    return BadInput(f"the probes need {CKA_MIN_EXAMPLES} validation prompts (CKA) and the task has {n_val}; "
+                    f"give {CKA_MIN_EXAMPLES} or more (task.val_size; task.n_val on the lab), or probe.every=0 "
+                    "to turn the probes off")
+
+
 @dataclass
 class ProbeConfig:
     """Probes (issue 10; docs/collapse-or-convergence.md): exact KL to the base, CKA to the
@@ -244,9 +253,9 @@ class ProbeConfig:
         if self.kl_samples > self.pass_k_max:
             raise BadInput(f"probe.kl_samples={self.kl_samples} exceeds probe.pass_k_max="
                            f"{self.pass_k_max}; give at most that many")
-        if self.repr_prompts < 4:
-            raise BadInput(f"probe.repr_prompts={self.repr_prompts} is below 4 (debiased CKA needs 4); "
-                           "give 4 or more")
+        if self.repr_prompts < CKA_MIN_EXAMPLES:
+            raise BadInput(f"probe.repr_prompts={self.repr_prompts} is below {CKA_MIN_EXAMPLES} (debiased CKA "
+                           f"needs {CKA_MIN_EXAMPLES}); give {CKA_MIN_EXAMPLES} or more")
 
 
 @dataclass
@@ -294,6 +303,10 @@ class TrainConfig:
         if self.task.kind == "curriculum" and switch >= self.rounds:
             raise BadInput(f"task.curriculum.switch_round={switch} is not before the last round (rounds={self.rounds}); "
                            "give a switch_round below rounds")
+        t = self.task  # validation prompts known from the config alone (a prompt file's may shrink later)
+        n_val = t.n_val if t.kind == "addition" else t.val_size if t.kind == "jsonl" and not t.val_path else None
+        if self.probe.every > 0 and n_val is not None and n_val < CKA_MIN_EXAMPLES:
+            raise probe_prompts_error(n_val)
         m = self.model
         if self.rollout.backend == "vllm" and m.kind == "lab" and m.heads > 0 and m.hidden % m.heads == 0:
             head = m.hidden // m.heads

@@ -181,6 +181,8 @@ ROWS = [
     Row("sweep-bad-second-job", ("train", "-m", *T[1:], "seed=0,1", "optim.lr=0.1,-1"),
         ("optim.lr=-1.0", "positive", "sweep job")),
     Row("sweep-bad-product-job", ("train", "-m", *T[1:], "rounds=1,0", "seed=0,1"), ("rounds=0", "sweep job")),
+    Row("sweep-second-job-too-few-probe-prompts", ("train", "-m", *T[1:], "probe.every=1", "task.n_val=8,2"),
+        ("the probes need 4 validation prompts (CKA) and the task has 2", "sweep job")),
     Row("n-jobs-zero", ("train", "-m", *T[1:], "hydra/launcher=joblib", "hydra.launcher.n_jobs=0", "seed=0,1"),
         ("hydra.launcher.n_jobs=0", "N >= 1")),
     # -- pretrain: the same checks

@@ -9,6 +9,8 @@ import math
 import torch
 from torch import Tensor
 
+from entropyctl.config import CKA_MIN_EXAMPLES
+
 
 def pass_at_k(n: int, c: int, k: int) -> float:
     """Unbiased pass@k from n samples with c correct: 1 - C(n-c, k) / C(n, k) in the stable
@@ -62,9 +64,6 @@ def _hsic_debiased(K: Tensor, L: Tensor) -> Tensor:
     mid = (one.T @ K @ one) * (one.T @ L @ one) / ((n - 1) * (n - 2))
     last = 2.0 / (n - 2) * (one.T @ KL @ one)
     return (trace + mid - last).squeeze() / (n * (n - 3))
-
-
-CKA_MIN_EXAMPLES = 4  # the debiased HSIC divides by n - 3
 
 
 def linear_cka(X: Tensor, Y: Tensor, debiased: bool = False) -> float:

@@ -23,9 +23,8 @@ import torch
 
 from entropyctl.maths.advantage import compute_advantage
 from entropyctl.train.checkpoint import config_sha, save_checkpoint
-from entropyctl.config import TrainConfig
+from entropyctl.config import CKA_MIN_EXAMPLES, TrainConfig, probe_prompts_error
 from entropyctl.errors import BadInput, Divergence
-from entropyctl.maths.probes import CKA_MIN_EXAMPLES
 from entropyctl.train.evaluate import evaluate
 from entropyctl.interventions import Pipeline, RoundContext, build
 from entropyctl.train.metrics import round_metrics
@@ -153,13 +152,10 @@ def resolve_model_path(cfg: TrainConfig, log=print) -> Path:
 
 
 def _check_probe_prompts(cfg: TrainConfig, task: Task) -> None:
-    """The probes' CKA runs on the task's validation prompts and needs 4 of them: a small
-    prompt file's task.val_size=1 failed the run at its first probe, after the run dir existed."""
-    n = len(task.val_problems)
-    if cfg.probe.every > 0 and n < CKA_MIN_EXAMPLES:
-        raise BadInput(f"the probes need {CKA_MIN_EXAMPLES} validation prompts (CKA) and the task has {n}; "
-                       f"give {CKA_MIN_EXAMPLES} or more (task.val_size; task.n_val on the lab), or probe.every=0 "
-                       "to turn the probes off")
+    """The probes' CKA runs on the task's validation prompts and needs 4 of them; the config
+    checks what it can say alone, this what the task holds (task.max_prompt_tokens may drop some)."""
+    if cfg.probe.every > 0 and len(task.val_problems) < CKA_MIN_EXAMPLES:
+        raise probe_prompts_error(len(task.val_problems))
 
 
 def _check_prompt_fit(cfg: TrainConfig, task: Task, model) -> None:
