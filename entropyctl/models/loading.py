@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from entropyctl.errors import BadInput
 from entropyctl.maths.entropy import entropy_from_logits
 from entropyctl.models.buckets import plan_groups, row_lengths
 from entropyctl.maths.losses import chunked_logprobs_entropy, logprobs_from_logits
@@ -43,6 +44,10 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+# Any of these makes a directory's tokenizer loadable (fast, sentencepiece, byte-level BPE).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "tokenizer.model", "vocab.json")
+
+
 def load_policy(path: str | Path, attn_impl: str | None = None, dtype: str = "float32",
                 device: str | torch.device = "cpu", gradient_checkpointing: bool = False):
     """(model, tokenizer) from a local checkpoint directory, in `dtype` on `device`; one clear
@@ -66,10 +71,27 @@ def load_policy(path: str | Path, attn_impl: str | None = None, dtype: str = "fl
     model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], **kwargs).to(device)
     if gradient_checkpointing:
         enable_checkpointing(model)
+    if not any((path / f).is_file() for f in TOKENIZER_FILES):
+        raise BadInput(f"model.path {str(path)!r} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save "
+                       "the checkpoint's tokenizer into it: AutoTokenizer.from_pretrained(SOURCE).save_pretrained(DIR)")
     tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    check_pair(path, model, tokenizer)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def check_pair(path: Path, model, tokenizer) -> None:
+    """A tokenizer the weights cannot read, or one that cannot end a completion, refused in one
+    line: otherwise an IndexError or a shape error in the first round, after the run dir exists."""
+    rows = model.get_input_embeddings().num_embeddings
+    if len(tokenizer) > rows:
+        raise BadInput(f"model.path {str(path)!r}: the tokenizer has {len(tokenizer)} tokens but the model's "
+                       f"embedding has {rows} rows; the tokenizer and the weights come from different "
+                       "checkpoints: save the model's own tokenizer with it")
+    if not stop_ids(model, tokenizer):
+        raise BadInput(f"model.path {str(path)!r}: neither the tokenizer nor generation_config.json names an "
+                       "end-of-sequence token, so no completion could end; set eos_token in tokenizer_config.json")
 
 
 def enable_checkpointing(model) -> None:

@@ -1,0 +1,65 @@
+"""A researcher's checkpoint that cannot work is refused in one line, exit 2, before any run
+directory: no tokenizer saved with it, a tokenizer from another checkpoint, no end token.
+Each failed in the first round before (a reshape error, an IndexError), after the run dir."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+from entropyctl.cli.main import app
+from tests.hf_fixtures import gsm8k_jsonl, tiny_checkpoint
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpt")
+    tiny_checkpoint(root / "qwen", "qwen2")
+    gsm8k_jsonl(root / "d.jsonl", 20)
+    return root
+
+
+def train(world, tmp_path, ckpt) -> tuple[int, str]:
+    out = CliRunner().invoke(app, ["train", "model=hf", f"model.path={ckpt}", "task=jsonl",
+                                   f"task.path={world / 'd.jsonl'}", "task.val_size=4", "rounds=1",
+                                   f"runs_dir={tmp_path}/runs", "progress=false", "threads=1"])
+    assert not (tmp_path / "runs").exists(), out.output
+    lines = out.output.strip().splitlines()
+    assert len(lines) == 1, out.output
+    return out.exit_code, lines[0]
+
+
+def test_a_checkpoint_without_its_tokenizer(world, tmp_path):
+    ckpt = shutil.copytree(world / "qwen", tmp_path / "weights-only")
+    for f in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):
+        (ckpt / f).unlink(missing_ok=True)
+    code, line = train(world, tmp_path, ckpt)
+    assert code == 2 and line.startswith(f"error: model.path '{ckpt}' has no tokenizer (none of tokenizer.json")
+    assert "save_pretrained(DIR)" in line
+
+
+def test_a_tokenizer_from_another_checkpoint(world, tmp_path):
+    ckpt = shutil.copytree(world / "qwen", tmp_path / "small-vocab")
+    # Weights with a 100-row embedding beside the 320-token tokenizer.
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    config = Qwen2Config.from_pretrained(ckpt)
+    config.vocab_size = 100
+    Qwen2ForCausalLM(config).save_pretrained(ckpt)
+    code, line = train(world, tmp_path, ckpt)
+    assert code == 2 and "the tokenizer has 320 tokens but the model's embedding has 100 rows" in line
+
+
+def test_no_end_token_anywhere(world, tmp_path):
+    ckpt = shutil.copytree(world / "qwen", tmp_path / "no-eos")
+    conf = json.loads((ckpt / "tokenizer_config.json").read_text())
+    conf["eos_token"] = None
+    (ckpt / "tokenizer_config.json").write_text(json.dumps(conf))
+    gen = json.loads((ckpt / "generation_config.json").read_text())
+    gen.pop("eos_token_id", None)
+    (ckpt / "generation_config.json").write_text(json.dumps(gen))
+    code, line = train(world, tmp_path, ckpt)
+    assert code == 2 and "names an end-of-sequence token, so no completion could end" in line
