@@ -76,3 +76,32 @@ def test_every_probe_key_has_its_own_glossary_line(pair):
     for row in probed:
         for k in row:
             assert describe(k) != generic, k
+
+
+def test_the_cached_base_curve_follows_the_checkpoint_and_prompt_files(tmp_path):
+    """New weights saved over the same model.path, or an edited prompt file, must not reuse
+    the base model's cached pass@k curve; the same files must."""
+    import os
+
+    from entropyctl.config import ModelConfig, TaskConfig, TrainConfig
+    from entropyctl.train.probes import base_curve_path
+
+    ckpt = tmp_path / "latest"
+    ckpt.mkdir()
+    (ckpt / "config.json").write_text("{}")
+    (ckpt / "model.safetensors").write_bytes(b"a" * 64)
+    data = tmp_path / "d.jsonl"
+    data.write_text('{"question": "q", "answer": "1"}\n')
+
+    def path():
+        return base_curve_path(TrainConfig(model=ModelConfig(name="hf", kind="hf", path=str(ckpt)),
+                                           task=TaskConfig(name="d", kind="jsonl", path=str(data))))
+
+    first = path()
+    assert path() == first
+    (ckpt / "model.safetensors").write_bytes(b"b" * 80)  # retrained, saved over
+    second = path()
+    assert second != first
+    data.write_text('{"question": "q2", "answer": "2"}\n')
+    os.utime(data, ns=(1, 1))
+    assert path() != second
