@@ -49,6 +49,8 @@ def test_runs_table_and_a_corrupted_run_do_not_stop_the_listing(tmp_path):
     res = runner.invoke(app, ["runs", str(tmp_path)], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
     assert "s/ok" in res.output and "finished" in res.output and "unreadable" in res.output
+    row = next(line for line in res.output.splitlines() if "s/bad" in line)
+    assert "None" not in row and [c.strip() for c in row.split("│")][3] == "?"  # its seed is unknown
 
 
 def test_runs_on_a_missing_folder_is_one_line_exit_2(tmp_path):

@@ -46,7 +46,8 @@ def runs(
         table.add_column(col, no_wrap=True)
     for r in lines:
         planned = "?" if r.rounds_planned is None else r.rounds_planned
-        table.add_row(escape(f"{r.sweep}/{r.id}"), r.status, str(r.seed), f"{r.rounds_done}/{planned}",
+        table.add_row(escape(f"{r.sweep}/{r.id}"), r.status, "?" if r.seed is None else str(r.seed),
+                      f"{r.rounds_done}/{planned}",
                       *(f"{r.last[k]:.3f}" if k in r.last else "" for k in SHOWN))
     console = Console()
     console.print(table)
