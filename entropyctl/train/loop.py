@@ -23,17 +23,18 @@ import torch
 
 from entropyctl.maths.advantage import compute_advantage
 from entropyctl.train.checkpoint import config_sha, save_checkpoint
-from entropyctl.config import CKA_MIN_EXAMPLES, TrainConfig, probe_prompts_error
-from entropyctl.errors import BadInput, Divergence
+from entropyctl.config import TrainConfig
+from entropyctl.errors import Divergence
 from entropyctl.train.evaluate import evaluate
 from entropyctl.interventions import Pipeline, RoundContext, build
 from entropyctl.train.metrics import round_metrics
-from entropyctl.models.loading import ForwardBudget, context_length, load_policy, resolve_device
+from entropyctl.models.loading import ForwardBudget, load_policy, resolve_device
 from entropyctl.train.rescore import base_logp, rescore
 from entropyctl.train.reward import readable_samples, score
 from entropyctl.train.backends import Backend, make_backend
 from entropyctl.train.rollout import mismatch, sample
 from entropyctl.runstore.store import CONFIG, METRICS, SAMPLES, RunWriter, create_run, read_metrics
+from entropyctl.train.preflight import check_probe_prompts, check_prompt_fit
 from entropyctl.train.sampling import collect_rollouts, keep_informative
 from entropyctl.tasks import Task, build as build_task
 from entropyctl.tasks.base import enter_round, observe_round
@@ -151,30 +152,6 @@ def resolve_model_path(cfg: TrainConfig, log=print) -> Path:
     return path
 
 
-def _check_probe_prompts(cfg: TrainConfig, task: Task) -> None:
-    """The probes' CKA runs on the task's validation prompts and needs 4 of them; the config
-    checks what it can say alone, this what the task holds (task.max_prompt_tokens may drop some)."""
-    if cfg.probe.every > 0 and len(task.val_problems) < CKA_MIN_EXAMPLES:
-        raise probe_prompts_error(len(task.val_problems))
-
-
-def _check_prompt_fit(cfg: TrainConfig, task: Task, model) -> None:
-    """Every prompt with task.max_new_tokens must fit the model's positions: vLLM would fail
-    the round that drew a longer one, and a torch rollout would run past what the model knows."""
-    longest, ctx = getattr(task, "longest_prompt", None), context_length(model.config)
-    if longest is None or ctx is None:
-        return
-    (n, where), T = longest, cfg.task.max_new_tokens
-    if n + T <= ctx:
-        return
-    if T >= ctx:
-        raise BadInput(f"task.max_new_tokens={T} alone fills the model's {ctx} positions; lower it")
-    over = sum(1 for x in task.prompt_tokens if x > ctx - T)
-    raise BadInput(f"the longest prompt ({where}) is {n} tokens, which with task.max_new_tokens={T} passes "
-                   f"the model's {ctx} positions; leave the {over} such prompt(s) out with "
-                   f"task.max_prompt_tokens={ctx - T}, or lower task.max_new_tokens")
-
-
 def setup(cfg: TrainConfig, log=print) -> RunState:
     if cfg.threads > 0:
         torch.set_num_threads(cfg.threads)
@@ -185,7 +162,7 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
         log(f"{pipeline.label} sets advantage.estimator={estimator}, optim.agg_mode={agg[0]}, "
             f"optim.loss_scale={agg[1]}")
     task = build_task(cfg.task)
-    _check_probe_prompts(cfg, task)  # before pretraining a lab base
+    check_probe_prompts(cfg, task)  # before pretraining a lab base
     m = cfg.model
     device = resolve_device(cfg.device)  # a missing CUDA is refused before any pretraining
     base_device = resolve_device(m.base_device) if m.base_device else device
@@ -193,8 +170,8 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
     model, tokenizer = load_policy(path, m.attn_impl, m.dtype, device, m.gradient_checkpointing)
     model.eval()
     task.bind(tokenizer)  # prompts rendered for this tokenizer (chat template)
-    _check_prompt_fit(cfg, task, model)
-    _check_probe_prompts(cfg, task)  # again: prompts over task.max_prompt_tokens have left
+    check_prompt_fit(cfg, task, model)
+    check_probe_prompts(cfg, task)  # again: prompts over task.max_prompt_tokens have left
     if hasattr(task, "describe"):
         log(task.describe())
     base = None
