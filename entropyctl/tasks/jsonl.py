@@ -158,15 +158,15 @@ class JsonlTask:
         return None
 
     def describe(self) -> str:
-        """One line for the run's log: rows used and bad rows skipped."""
-        bad = f"; {len(self.bad)} bad rows skipped (first: {self.bad[0]})" if self.bad else ""
+        """One line for the run's log: rows used, bad rows skipped, prompt lengths once bound."""
+        more = f"; {len(self.bad)} bad rows skipped (first: {self.bad[0]})" if self.bad else ""
         lengths = getattr(self, "prompt_tokens", None)
         if lengths:
-            bad += f"; prompts {lengths[0]}-{lengths[-1]} tokens (median {lengths[len(lengths) // 2]})"
+            more += f"; prompts {lengths[0]}-{lengths[-1]} tokens (median {lengths[len(lengths) // 2]})"
         if getattr(self, "prompts_left_out", 0):
-            bad += f", {self.prompts_left_out} over task.max_prompt_tokens={self.cfg.max_prompt_tokens} left out"
+            more += f", {self.prompts_left_out} over task.max_prompt_tokens={self.cfg.max_prompt_tokens} left out"
         return (f"task {self.cfg.name}: {len(self.train_problems)} training and {len(self.val_problems)} "
-                f"validation prompts, verifier {self.cfg.verifier}{bad}")
+                f"validation prompts, verifier {self.cfg.verifier}{more}")
 
     # ------------------------------------------------------------------ the Task interface
 
