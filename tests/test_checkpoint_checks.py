@@ -63,3 +63,36 @@ def test_no_end_token_anywhere(world, tmp_path):
     (ckpt / "generation_config.json").write_text(json.dumps(gen))
     code, line = train(world, tmp_path, ckpt)
     assert code == 2 and "names an end-of-sequence token, so no completion could end" in line
+
+
+def test_resume_refuses_inputs_that_changed_since_the_run_started(world, tmp_path):
+    """A run records fingerprints of its checkpoint and prompt files; resuming after either
+    changed would train the rest of the run on other inputs under the same config."""
+    import hashlib
+
+    data = shutil.copy(world / "d.jsonl", tmp_path / "d.jsonl")
+    out = CliRunner().invoke(app, ["train", "model=hf", f"model.path={world / 'qwen'}", "task=jsonl",
+                                   f"task.path={data}", "task.val_size=4", "rounds=1", "probe.every=0",
+                                   "rollout.prompts_per_round=2", "rollout.group_size=2", "task.max_new_tokens=4",
+                                   f"runs_dir={tmp_path}/runs", "progress=false", "threads=1", "sweep=s"])
+    assert out.exit_code == 0, out.output
+    (run,) = (tmp_path / "runs" / "s").glob("grpo__*")
+    info = json.loads((run / "run.json").read_text())
+    assert set(info["inputs"]) == {"model.path", "task.path"}
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(info["inputs"]["model.path"])
+    (run / "run.json").write_text(json.dumps({**info, "status": "interrupted"}))
+
+    def snapshot():
+        return {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in run.rglob("*") if p.is_file()}
+
+    original = data.read_text()
+    data.write_text(original.replace("apples", "pears"))
+    before = snapshot()
+    res = CliRunner().invoke(app, ["resume", str(run)])
+    assert res.exit_code == 2 and len(res.output.strip().splitlines()) == 1, res.output
+    assert "task.path: d.jsonl has changed since the run started" in res.output and "restore the file" in res.output
+    assert snapshot() == before  # refused before anything was touched
+
+    data.write_text(original)  # restored: the run goes on
+    res = CliRunner().invoke(app, ["resume", str(run)])
+    assert res.exit_code == 0, res.output

@@ -33,6 +33,7 @@ from entropyctl.train.rescore import base_logp, rescore
 from entropyctl.train.reward import readable_samples, score
 from entropyctl.train.backends import Backend, make_backend
 from entropyctl.train.rollout import mismatch, sample
+from entropyctl.runstore.inputs import input_stamps
 from entropyctl.runstore.store import CONFIG, METRICS, SAMPLES, RunWriter, create_run, read_metrics
 from entropyctl.train.preflight import check_probe_prompts, check_prompt_fit
 from entropyctl.train.sampling import collect_rollouts, keep_informative
@@ -233,7 +234,7 @@ def run(cfg: TrainConfig, overrides: list[str], log=print) -> Path:
         {"intervention": state.pipeline.label, "seed": cfg.seed, "model": cfg.model.name,
          "task": cfg.task.name, "rounds_planned": cfg.rounds, "rounds_done": 0,
          "temperature": cfg.rollout.temperature, "formats": state.task.format_names,
-         "numerics": numerics(state.model)},
+         "numerics": numerics(state.model), "inputs": input_stamps(cfg.model.path, cfg.task.path, cfg.task.val_path)},
     )
     log(f"run dir: {writer.path}")
     with _sigterm_as_interrupt():

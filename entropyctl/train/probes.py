@@ -26,6 +26,7 @@ from entropyctl.config import TrainConfig
 from entropyctl.maths.batch import Rollout
 from entropyctl.maths.probes import SPARSITY, exact_kl, linear_cka, pass_at_k_curve, powers_of_two
 from entropyctl.models.loading import completion_logits, encode_prompts, positions
+from entropyctl.runstore.inputs import input_stamps
 from entropyctl.train.reward import score
 from entropyctl.train.rollout import sample
 
@@ -120,30 +121,14 @@ def unfamiliar_prompts(task, cfg: TrainConfig, n: int) -> list[str] | None:
     return None
 
 
-def _files_stamp(cfg: TrainConfig) -> list:
-    """(name, size, mtime) of the checkpoint's files and the prompt files: new weights saved over
-    model.path (a `latest/` folder), or an edited prompt file, must not reuse the old curve."""
-    out = []
-    for key, where in (("model.path", cfg.model.path), ("task.path", cfg.task.path),
-                       ("task.val_path", cfg.task.val_path)):
-        if not where or not Path(where).exists():
-            continue
-        root = Path(where)
-        for f in sorted(root.iterdir()) if root.is_dir() else [root]:
-            if f.is_file():
-                st = f.stat()
-                out.append([key, f.name, st.st_size, st.st_mtime_ns])
-    return out
-
-
 def base_curve_path(cfg: TrainConfig) -> Path:
     """Where the base model's pass@k curve is cached: keyed by everything that changes it."""
     model = {k: v for k, v in asdict(cfg.model).items() if k not in ("name", "attn_impl")}
     key = {"model": model, "task": asdict(cfg.task), "k_max": cfg.probe.pass_k_max,
            "prompts": cfg.probe.pass_prompts, "T": cfg.rollout.temperature, "seed": BASE_SEED, "v": 1}
-    stamp = _files_stamp(cfg)
-    if stamp:  # the lab has no files: its key, and cached curves, stay as they were
-        key["files"] = stamp
+    files = input_stamps(cfg.model.path, cfg.task.path, cfg.task.val_path)
+    if files:  # the lab has no files: its key, and cached curves, stay as they were
+        key["files"] = files
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]
     return Path(cfg.cache_dir) / f"probe-pass-{digest}.json"  # not "base-*": those are checkpoints
 

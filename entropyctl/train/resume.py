@@ -14,6 +14,7 @@ from entropyctl.train.checkpoint import config_sha, latest_checkpoint
 from entropyctl.config import TrainConfig
 from entropyctl.runstore.store import (CONFIG, DROPPED, METRICS, RunStoreError, check_status, is_run_dir,
                                  load_run, now_iso, read_metrics, reopen_run, truncate_metrics)
+from entropyctl.runstore.inputs import changed_inputs, input_stamps
 from entropyctl.runstore.samples import truncate_samples
 from entropyctl.train.loop import _sigterm_as_interrupt, loop, recorded_config, run, setup
 
@@ -59,6 +60,18 @@ def _comparable(config: dict) -> dict:
     return {k: v for k, v in config.items() if k not in _NOT_COMPARED}
 
 
+def _check_inputs(run_dir: Path, cfg: TrainConfig) -> None:
+    """The checkpoint and prompt files the run started from must be the same: the rest of the
+    run would train on other weights or data under the same config."""
+    recorded = load_run(run_dir).info.get("inputs") or {}  # runs before inputs were recorded: {}
+    gone = changed_inputs(recorded, input_stamps(cfg.model.path, cfg.task.path, cfg.task.val_path))
+    if gone:
+        raise RunStoreError(f"{run_dir}: {gone[0]} has changed since the run started"
+                            + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else "")
+                            + "; resuming would train the rest of it on other inputs: restore the file, "
+                            "or start a new run")
+
+
 def find_previous(cfg: TrainConfig, config_yaml: str) -> Path | None:
     """The run of this sweep with the same config (up to _NOT_COMPARED), for `resume=true`:
     the newest resumable one, else the newest that ended, else None."""
@@ -98,6 +111,7 @@ def resume(run_dir: Path, log=print, progress: bool | None = None, threads: int 
         cfg.threads = threads
     _absolute_paths(cfg, run_dir)
     read_metrics(run_dir / METRICS)  # a corrupted line: refuse before the slow setup
+    _check_inputs(run_dir, cfg)
     writer = reopen_run(run_dir, RESUMABLE)  # locks the run; refuses finished/diverged ones
     try:
         state = setup(cfg, log)
