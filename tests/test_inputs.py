@@ -37,8 +37,8 @@ def test_a_checkpoint_folder_counts_what_transformers_reads(tmp_path):
     assert changed_inputs(got, input_stamps(str(ckpt), None, None)) == []
     (ckpt / "tokenizer.json").write_text("another tokenizer")
     (ckpt / "config.json").unlink()
-    assert changed_inputs(got, input_stamps(str(ckpt), None, None)) == ["model.path: config.json",
-                                                                         "model.path: tokenizer.json"]
+    assert changed_inputs(got, input_stamps(str(ckpt), None, None)) == ["model.path: config.json is gone",
+                                                                         "model.path: tokenizer.json has changed"]
 
 
 def test_the_lab_has_no_input_files():

@@ -59,9 +59,11 @@ def input_stamps(model_path: str | None, task_path: str | None, val_path: str | 
 
 
 def changed_inputs(recorded: dict[str, dict], now: dict[str, dict]) -> list[str]:
-    """'key: file' for every recorded input file that is gone or differs now."""
+    """'key: file has changed' or 'key: file is gone' for every recorded input file that
+    differs now or cannot be found."""
     out = []
     for key, files in recorded.items():
         current = now.get(key, {})
-        out += [f"{key}: {name}" for name, stamp in files.items() if current.get(name) != stamp]
+        out += [f"{key}: {name} {'is gone' if name not in current else 'has changed'}"
+                for name, stamp in files.items() if current.get(name) != stamp]
     return out

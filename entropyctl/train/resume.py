@@ -66,7 +66,7 @@ def _check_inputs(run_dir: Path, cfg: TrainConfig) -> None:
     recorded = load_run(run_dir).info.get("inputs") or {}  # runs before inputs were recorded: {}
     gone = changed_inputs(recorded, input_stamps(cfg.model.path, cfg.task.path, cfg.task.val_path))
     if gone:
-        raise RunStoreError(f"{run_dir}: {gone[0]} has changed since the run started"
+        raise RunStoreError(f"{run_dir}: {gone[0]} since the run started"
                             + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else "")
                             + "; resuming would train the rest of it on other inputs: restore the file, "
                             "or start a new run")
