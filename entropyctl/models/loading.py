@@ -7,6 +7,7 @@ The lab's pretrained base and a user's Hugging Face checkpoint load through the 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,16 @@ def check_pair(path: Path, model, tokenizer) -> None:
     if not stop_ids(model, tokenizer):
         raise BadInput(f"model.path {str(path)!r}: neither the tokenizer nor generation_config.json names an "
                        "end-of-sequence token, so no completion could end; set eos_token in tokenizer_config.json")
+
+
+def compute_precision(dtype: str, device: torch.device):
+    """The context a trained policy's passes run in: autocast to `dtype` over its float32
+    weights (mixed precision, as verl's FSDP actor), nothing for float32. The weights stay
+    float32 because AdamW's steps at RL learning rates are below bfloat16's resolution: at
+    lr 1e-6, three steps on a bfloat16 copy of the test model moved 2 % of its weights."""
+    if dtype == "float32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
 
 
 def enable_checkpointing(model) -> None:

@@ -28,7 +28,7 @@ from entropyctl.errors import Divergence
 from entropyctl.train.evaluate import evaluate
 from entropyctl.interventions import Pipeline, RoundContext, build
 from entropyctl.train.metrics import round_metrics
-from entropyctl.models.loading import ForwardBudget, load_policy, resolve_device
+from entropyctl.models.loading import ForwardBudget, compute_precision, load_policy, resolve_device
 from entropyctl.train.rescore import base_logp, rescore
 from entropyctl.train.reward import readable_samples, score
 from entropyctl.train.backends import Backend, make_backend
@@ -168,7 +168,8 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
     device = resolve_device(cfg.device)  # a missing CUDA is refused before any pretraining
     base_device = resolve_device(m.base_device) if m.base_device else device
     path = resolve_model_path(cfg, log)
-    model, tokenizer = load_policy(path, m.attn_impl, m.dtype, device, m.gradient_checkpointing)
+    # float32 master weights whatever model.dtype: the round runs under compute_precision
+    model, tokenizer = load_policy(path, m.attn_impl, "float32", device, m.gradient_checkpointing)
     model.eval()
     task.bind(tokenizer)  # prompts rendered for this tokenizer (chat template)
     check_prompt_fit(cfg, task, model)
@@ -180,7 +181,7 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
         base, _ = load_policy(path, m.attn_impl, m.dtype, base_device)
         base.requires_grad_(False)
         base.eval()
-    backend = make_backend(cfg.rollout.backend, cfg.rollout, path, model, cfg.seed)
+    backend = make_backend(cfg.rollout.backend, cfg.rollout, path, model, cfg.seed, m.dtype)
     # Seeded last: pretraining on a cache miss must not shift the run's random streams.
     torch.manual_seed(cfg.seed)  # interventions that pick at random (clip_cov) use it
     return RunState(model, base, tokenizer, make_optimizer(model, cfg.optim), task, pipeline,
@@ -188,16 +189,16 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
                     ForwardBudget(cfg.optim.micro_batch_tokens, m.logits_chunk_mb), backend)
 
 
-def numerics(model) -> dict:
+def numerics(model, dtype: str) -> dict:
     """What sets a run's last bits besides its seed and config, for run.json: the same code on an
     AVX-512 CPU, with another thread count or another torch gives other rounding, and from there
-    another sample path."""
+    another sample path. `dtype`: the passes' precision (the weights are float32)."""
     import transformers
 
     p = next(model.parameters())
     return {"torch": torch.__version__, "transformers": transformers.__version__,
             "cpu_kernels": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
-            "device": str(p.device), "dtype": str(p.dtype).removeprefix("torch.")}
+            "device": str(p.device), "dtype": dtype}
 
 
 def run_id(cfg: TrainConfig, label: str) -> str:
@@ -234,7 +235,8 @@ def run(cfg: TrainConfig, overrides: list[str], log=print) -> Path:
         {"intervention": state.pipeline.label, "seed": cfg.seed, "model": cfg.model.name,
          "task": cfg.task.name, "rounds_planned": cfg.rounds, "rounds_done": 0,
          "temperature": cfg.rollout.temperature, "formats": state.task.format_names,
-         "numerics": numerics(state.model), "inputs": input_stamps(cfg.model.path, cfg.task.path, cfg.task.val_path)},
+         "numerics": numerics(state.model, cfg.model.dtype),
+         "inputs": input_stamps(cfg.model.path, cfg.task.path, cfg.task.val_path)},
     )
     log(f"run dir: {writer.path}")
     with _sigterm_as_interrupt():
@@ -304,9 +306,10 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
             for r in range(start, cfg.rounds):
                 phased = enter_round(state.task, r)  # a task that changes over rounds (curriculum)
                 # Before the round: probes measure the policy that samples it (round 0 = base).
-                probed = probes.run(r) if probes is not None else {}
                 samples: list = []
-                row = run_round(r, state, cfg, samples)
+                with compute_precision(cfg.model.dtype, state.device):
+                    probed = probes.run(r) if probes is not None else {}
+                    row = run_round(r, state, cfg, samples)
                 row.update(probed)
                 row.update(phased)
                 row.update(observe_round(state.task, row))

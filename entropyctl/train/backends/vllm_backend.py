@@ -32,7 +32,7 @@ class VllmBackend:
     name = "vllm"
     same_policy = False  # its own engine and kernels: the trainer rescores what it sampled
 
-    def __init__(self, cfg, model_path, model, seed: int):
+    def __init__(self, cfg, model_path, model, seed: int, dtype: str | None = None):
         # In-process engine: weights travel as tensors, no worker process to ship them to.
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
         os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")  # GiB; the CPU build's default is 4
@@ -51,7 +51,7 @@ class VllmBackend:
         if cfg.sleep and not current_platform.is_sleep_mode_available():
             raise BadInput(f"rollout.sleep=true needs vLLM's sleep mode, which this build ({current_platform.device_type}) "
                            "does not have; give rollout.sleep=false")
-        dtype = str(next(model.parameters()).dtype).removeprefix("torch.")
+        dtype = dtype or str(next(model.parameters()).dtype).removeprefix("torch.")
         self.cfg, self.sleep, self.asleep = cfg, cfg.sleep, False
         self.llm = LLM(model=str(model_path), dtype=dtype, seed=seed, skip_tokenizer_init=True,
                        enforce_eager=True, logprobs_mode="processed_logprobs",
