@@ -47,8 +47,9 @@ class ModelConfig:
     pretrain_lr: float = 3e-3
     pretrain_warmup: int = 50
     pretrain_seed: int = 0
-    # Weights and activations of the policy (and the frozen base); log-probs and entropy are
-    # always computed in float32 from these logits.
+    # The precision of every pass: the policy keeps float32 weights under autocast to it (AdamW
+    # steps at RL rates vanish in bfloat16 weights), the frozen base is stored in it; log-probs
+    # and entropy are always computed in float32 from the logits.
     dtype: str = "float32"
     # Recompute each layer's activations in the backward pass (less memory, ~30% more time).
     gradient_checkpointing: bool = False
