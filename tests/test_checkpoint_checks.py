@@ -138,3 +138,27 @@ def torch_float32():
     import torch
 
     return torch.float32
+
+
+def test_one_precision_context_sees_every_optimiser_step(world):
+    """compute_precision spans a whole round (rollout, 8 minibatch steps, eval): a forward pass
+    after a step must see the new weights, not bfloat16 copies cached at the round's start
+    (with autocast's cast cache, the lab's reward fell from 0.30 to 0.05 in one round)."""
+    import torch
+
+    from entropyctl.models.loading import compute_precision, load_policy
+
+    model, _ = load_policy(world / "qwen", dtype="float32", device="cpu")
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    ids = torch.randint(5, 300, (2, 12), generator=torch.Generator().manual_seed(0))
+    with compute_precision("bfloat16", torch.device("cpu")):
+        first = model(input_ids=ids, labels=ids)
+        assert first.logits.dtype == torch.bfloat16  # the pass runs in bfloat16
+        first.loss.backward()
+        opt.step()
+        with torch.no_grad():
+            after = model(input_ids=ids).logits
+    with torch.no_grad(), compute_precision("bfloat16", torch.device("cpu")):
+        fresh = model(input_ids=ids).logits  # a new context: casts of the stepped weights
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert not torch.equal(after, first.logits.detach()) and torch.equal(after, fresh)

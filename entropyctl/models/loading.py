@@ -102,7 +102,10 @@ def compute_precision(dtype: str, device: torch.device):
     lr 1e-6, three steps on a bfloat16 copy of the test model moved 2 % of its weights."""
     if dtype == "float32":
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype])
+    # No cast cache: the context spans a whole round, and cached bfloat16 copies of the weights
+    # would outlive the optimiser's steps (every minibatch and the eval scored the round's first
+    # weights: the lab's reward fell from 0.30 to 0.05 in one round).
+    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype], cache_enabled=False)
 
 
 def enable_checkpointing(model) -> None:
