@@ -164,6 +164,11 @@ class TaskConfig:
         if self.kind == "jsonl" and not self.path:
             raise BadInput("task=jsonl needs the prompt file: add task.path=/path/to/prompts.jsonl")
         if self.kind == "addition":
+            # A prompt file's settings on the lab: task=jsonl was forgotten, and the lab would train
+            file_keys = [k for k in ("path", "val_path", "system_prompt", "max_prompt_tokens") if getattr(self, k)]
+            if file_keys:
+                raise BadInput(f"task.{file_keys[0]} is set but the task is the lab (task.kind=addition), which "
+                               "reads no prompt file; add task=jsonl to train on your prompts")
             for key in ("digits", "n_val"):
                 at_least(f"task.{key}", getattr(self, key), 1)
             if not self.formats or not sum(f.share for f in self.formats) > 0:

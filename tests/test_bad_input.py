@@ -100,6 +100,8 @@ ROWS = [
     Row("eval-every-zero", (*T, "eval.every=0"), ("eval.every=0", "eval.every>=1")),
     Row("max-new-tokens-zero", (*T, "task.max_new_tokens=0"), ("task.max_new_tokens=0", ">=1")),
     Row("n-val-zero", (*T, "task.n_val=0"), ("task.n_val=0", ">=1")),
+    Row("prompt-file-on-the-lab", (*T, "task.path={W}/logs/empty.jsonl"),
+        ("task.path is set but the task is the lab (task.kind=addition)", "add task=jsonl")),
     Row("probes-with-too-few-val-prompts", (*T, "task.n_val=2", "probe.every=1"),
         ("the probes need 4 validation prompts (CKA) and the task has 2", "probe.every=0")),
     Row("digits-zero", (*T, "task.digits=0"), ("task.digits=0", ">=1")),
