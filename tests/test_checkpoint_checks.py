@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from entropyctl.cli.main import app
@@ -126,7 +128,7 @@ def test_bfloat16_trains_over_float32_master_weights(world, tmp_path):
     assert len(keys) >= len(start) - 1  # a tied head may be stored once
     moved = sum(int((trained[k] != start[k].float()).sum()) for k in keys)
     total = sum(start[k].numel() for k in keys)
-    assert {t.dtype for t in trained.values()} == {torch_float32()}
+    assert {t.dtype for t in trained.values()} == {torch.float32}
     assert moved / total > 0.9, moved / total
     info = json.loads((low / "run.json").read_text())
     assert info["numerics"]["dtype"] == "bfloat16"
@@ -134,18 +136,10 @@ def test_bfloat16_trains_over_float32_master_weights(world, tmp_path):
     assert row_low["grad/norm"] != pytest.approx(row_f32["grad/norm"], rel=1e-6)
 
 
-def torch_float32():
-    import torch
-
-    return torch.float32
-
-
 def test_one_precision_context_sees_every_optimiser_step(world):
     """compute_precision spans a whole round (rollout, 8 minibatch steps, eval): a forward pass
     after a step must see the new weights, not bfloat16 copies cached at the round's start
     (with autocast's cast cache, the lab's reward fell from 0.30 to 0.05 in one round)."""
-    import torch
-
     from entropyctl.models.loading import compute_precision, load_policy
 
     model, _ = load_policy(world / "qwen", dtype="float32", device="cpu")
