@@ -115,11 +115,16 @@ class RolloutConfig:
     # whether it sleeps (frees its memory) during the update and wakes before sampling.
     gpu_memory_utilization: float = 0.5
     sleep: bool = False
+    # torch only: decode at most this many rows at once, whole groups (0 = all of them). The
+    # KV cache of a round's rows is what fills a GPU (a 7B model, 512 rows x 1k tokens: ~90
+    # GB). A chunk draws its own noise, so the same seed samples other completions than 0.
+    max_rows: int = 0
 
     def __post_init__(self) -> None:
         at_least("rollout.prompts_per_round", self.prompts_per_round, 1)
         at_least("rollout.group_size", self.group_size, 1)
         at_least("rollout.max_gen_batches", self.max_gen_batches, 1)
+        at_least("rollout.max_rows", self.max_rows, 0)
         positive("rollout.temperature", self.temperature, 1.0)
         if self.backend not in ROLLOUT_BACKENDS:
             raise BadInput(f"rollout.backend={self.backend} is not a backend; give one of "

@@ -209,3 +209,34 @@ def test_a_generation_config_end_token_ends_the_completion(tmp_path):
     ro = sample(model, tok, problems, 1, 6, 1.0, torch.Generator().manual_seed(0), greedy=True)
     assert ro.finished.tolist() == [True, True]
     assert ro.completion_mask.tolist() == [[1.0], [1.0]] and ro.texts == ["", ""]
+
+
+def test_max_rows_decodes_in_whole_groups_with_the_same_greedy_completions():
+    """rollout.max_rows bounds the rows (and KV cache) decoded at once; greedy decoding does
+    not depend on it, and the chunks come back as one rollout in order."""
+    from entropyctl.train.backends.torch_backend import TorchBackend
+
+    model = tiny_model()
+    problems = AdditionTask(TaskConfig()).val_problems[:24]
+    # the last chunk's prompts are shorter: its rows are left-padded to the others' width
+    prompts = [p.prompt for p in problems[:20]] + ["1+2=", "3+4=", "5+6=", "7+8="]
+    whole = TorchBackend().generate(model, TOK, prompts, 4, 8, 1.0, torch.Generator().manual_seed(0), greedy=True)
+    chunked = TorchBackend(max_rows=40).generate(model, TOK, prompts, 4, 8, 1.0,
+                                                 torch.Generator().manual_seed(0), greedy=True)
+    assert chunked.completion_ids.shape == whole.completion_ids.shape == (96, 8)
+    assert torch.equal(chunked.prompt_ids, whole.prompt_ids) and torch.equal(chunked.prompt_mask, whole.prompt_mask)
+    assert torch.equal(chunked.completion_ids, whole.completion_ids)
+    torch.testing.assert_close(chunked.logp, whole.logp, atol=2e-5, rtol=0)
+    torch.testing.assert_close(chunked.entropy, whole.entropy, atol=2e-5, rtol=0)
+
+
+def test_chunks_join_with_prompts_left_and_completions_right_padded():
+    from entropyctl.train.backends.torch_backend import _concat
+
+    a = (torch.tensor([[5, 6]]), torch.tensor([[1, 1]]), torch.tensor([[7, 8, 9]]),
+         torch.tensor([[-1.0, -2.0, -3.0]]), torch.tensor([[0.5, 0.25, 0.75]]))
+    b = (torch.tensor([[4]]), torch.tensor([[1]]), torch.tensor([[3]]), torch.tensor([[-4.0]]), torch.tensor([[0.125]]))
+    ids, mask, comp, logp, ent = _concat([a, b], pad=0)
+    assert ids.tolist() == [[5, 6], [0, 4]] and mask.tolist() == [[1, 1], [0, 1]]
+    assert comp.tolist() == [[7, 8, 9], [3, 0, 0]] and logp.tolist() == [[-1.0, -2.0, -3.0], [-4.0, 0.0, 0.0]]
+    assert ent.tolist() == [[0.5, 0.25, 0.75], [0.125, 0.0, 0.0]]

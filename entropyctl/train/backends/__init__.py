@@ -18,7 +18,7 @@ def make_backend(name: str, rollout_cfg=None, model_path=None, model=None, seed:
     if name == "torch":
         from entropyctl.train.backends.torch_backend import TorchBackend
 
-        return TorchBackend()
+        return TorchBackend(getattr(rollout_cfg, "max_rows", 0))
     if name == "vllm":
         from entropyctl.train.backends.vllm_backend import VllmBackend
 

@@ -6,6 +6,7 @@ reproducible on CPU."""
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from transformers import DynamicCache
 
@@ -19,16 +20,34 @@ class TorchBackend:
     name = "torch"
     same_policy = True  # the trainer's model object itself: its step log-probs are the policy's
 
+    def __init__(self, max_rows: int = 0):
+        self.max_rows = max_rows  # rows decoded at once (rollout.max_rows); 0 = all
+
     def generate(self, model, tokenizer, prompts: list[str], n: int, max_new_tokens: int,
                  temperature: float, generator: torch.Generator, greedy: bool = False) -> RawRollout:
-        return RawRollout(*sample_torch(model, tokenizer, prompts, max_new_tokens, temperature, generator,
-                                        greedy, n=n))
+        per = len(prompts) if not self.max_rows else max(1, self.max_rows // n)  # whole groups
+        parts = [sample_torch(model, tokenizer, prompts[i:i + per], max_new_tokens, temperature, generator,
+                              greedy, n=n) for i in range(0, len(prompts), per)]
+        return RawRollout(*(parts[0] if len(parts) == 1 else _concat(parts, tokenizer.pad_token_id)))
 
     def push_weights(self, model) -> None:
         pass
 
     def close(self) -> None:
         pass
+
+
+def _concat(parts: list[tuple[Tensor, ...]], pad: int) -> tuple[Tensor, ...]:
+    """Chunks of sample_torch's output as one: prompts left-padded, completions right-padded."""
+    P = max(x[0].shape[1] for x in parts)
+    T = max(x[2].shape[1] for x in parts)
+
+    def cat(i: int, width: int, value, left: bool) -> Tensor:
+        return torch.cat([F.pad(x[i], (width - x[i].shape[1], 0) if left else (0, width - x[i].shape[1]),
+                                value=value) for x in parts])
+
+    return (cat(0, P, pad, True), cat(1, P, 0, True), cat(2, T, pad, False), cat(3, T, 0.0, False),
+            cat(4, T, 0.0, False))
 
 
 # A batch is compacted to its unfinished rows only while it keeps at least this many: below
