@@ -115,7 +115,7 @@ class RolloutConfig:
     # whether it sleeps (frees its memory) during the update and wakes before sampling.
     gpu_memory_utilization: float = 0.5
     sleep: bool = False
-    # torch only: decode at most this many rows at once, whole groups (0 = all of them). The
+    # torch only: decode at most this many rows at once, whole groups, at least one (0 = all). The
     # KV cache of a round's rows is what fills a GPU (a 7B model, 512 rows x 1k tokens: ~90
     # GB). A chunk draws its own noise, so the same seed samples other completions than 0.
     max_rows: int = 0
