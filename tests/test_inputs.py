@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 
+from entropyctl.config import ModelConfig, TrainConfig
 from entropyctl.runstore.inputs import EDGE, changed_inputs, input_stamps, stamps
 
 
@@ -30,16 +31,17 @@ def test_a_checkpoint_folder_counts_what_transformers_reads(tmp_path):
     for name in ("config.json", "model-00001-of-00002.safetensors", "model.safetensors.index.json",
                  "tokenizer.json", "tokenizer_config.json", "README.md", "eval_results.json"):
         (ckpt / name).write_text(name)
-    got = input_stamps(str(ckpt), None, None)
+    cfg = TrainConfig(model=ModelConfig(name="hf", kind="hf", path=str(ckpt)))
+    got = input_stamps(cfg)
     assert sorted(got["model.path"]) == ["config.json", "model-00001-of-00002.safetensors",
                                          "model.safetensors.index.json", "tokenizer.json", "tokenizer_config.json"]
     (ckpt / "README.md").write_text("notes written later")  # beside the checkpoint: not an input
-    assert changed_inputs(got, input_stamps(str(ckpt), None, None)) == []
+    assert changed_inputs(got, input_stamps(cfg)) == []
     (ckpt / "tokenizer.json").write_text("another tokenizer")
     (ckpt / "config.json").unlink()
-    assert changed_inputs(got, input_stamps(str(ckpt), None, None)) == ["model.path: config.json is gone",
+    assert changed_inputs(got, input_stamps(cfg)) == ["model.path: config.json is gone",
                                                                          "model.path: tokenizer.json has changed"]
 
 
 def test_the_lab_has_no_input_files():
-    assert input_stamps(None, None, None) == {}
+    assert input_stamps(TrainConfig()) == {}

@@ -10,6 +10,15 @@ import torch
 from torch import Tensor
 
 
+
+def pad_to(x: Tensor, length: int, value, left: bool) -> Tensor:
+    """(B, L) -> (B, length): `value` added on the left (prompts) or the right (completions)."""
+    extra = length - x.shape[1]
+    if extra <= 0:
+        return x
+    pad = torch.full((x.shape[0], extra), value, dtype=x.dtype, device=x.device)
+    return torch.cat([pad, x] if left else [x, pad], dim=1)
+
 @dataclass
 class Rollout:
     prompt_ids: Tensor  # (B, P) long, left-padded

@@ -52,9 +52,10 @@ def stamps(where: str | None) -> dict[str, str]:
     return {}
 
 
-def input_stamps(model_path: str | None, task_path: str | None, val_path: str | None) -> dict[str, dict]:
-    """{config key: stamps} of the run's input files; only the keys that name files."""
-    found = {"model.path": stamps(model_path), "task.path": stamps(task_path), "task.val_path": stamps(val_path)}
+def input_stamps(cfg) -> dict[str, dict]:
+    """{config key: stamps} of the input files a TrainConfig names; only the keys that name files."""
+    found = {"model.path": stamps(cfg.model.path), "task.path": stamps(cfg.task.path),
+             "task.val_path": stamps(cfg.task.val_path)}
     return {k: v for k, v in found.items() if v}
 
 

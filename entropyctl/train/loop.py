@@ -236,7 +236,7 @@ def run(cfg: TrainConfig, overrides: list[str], log=print) -> Path:
          "task": cfg.task.name, "rounds_planned": cfg.rounds, "rounds_done": 0,
          "temperature": cfg.rollout.temperature, "formats": state.task.format_names,
          "numerics": numerics(state.model, cfg.model.dtype),
-         "inputs": input_stamps(cfg.model.path, cfg.task.path, cfg.task.val_path)},
+         "inputs": input_stamps(cfg)},
     )
     log(f"run dir: {writer.path}")
     with _sigterm_as_interrupt():

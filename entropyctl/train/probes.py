@@ -126,7 +126,7 @@ def base_curve_path(cfg: TrainConfig) -> Path:
     model = {k: v for k, v in asdict(cfg.model).items() if k not in ("name", "attn_impl")}
     key = {"model": model, "task": asdict(cfg.task), "k_max": cfg.probe.pass_k_max,
            "prompts": cfg.probe.pass_prompts, "T": cfg.rollout.temperature, "seed": BASE_SEED, "v": 1}
-    files = input_stamps(cfg.model.path, cfg.task.path, cfg.task.val_path)
+    files = input_stamps(cfg)
     if files:  # the lab has no files: its key, and cached curves, stay as they were
         key["files"] = files
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:12]

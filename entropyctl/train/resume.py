@@ -64,7 +64,7 @@ def _check_inputs(run_dir: Path, cfg: TrainConfig) -> None:
     """The checkpoint and prompt files the run started from must be the same: the rest of the
     run would train on other weights or data under the same config."""
     recorded = load_run(run_dir).info.get("inputs") or {}  # runs before inputs were recorded: {}
-    gone = changed_inputs(recorded, input_stamps(cfg.model.path, cfg.task.path, cfg.task.val_path))
+    gone = changed_inputs(recorded, input_stamps(cfg))
     if gone:
         raise RunStoreError(f"{run_dir}: {gone[0]} since the run started"
                             + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else "")

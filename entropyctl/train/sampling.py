@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from entropyctl.maths import entropy as E
-from entropyctl.maths.batch import Rollout, Scored
+from entropyctl.maths.batch import Rollout, Scored, pad_to
 from entropyctl.config import RolloutConfig
 
 
@@ -35,14 +35,6 @@ def kept_rows(rewards: Tensor, group_size: int, max_groups: int) -> Tensor:
     return (groups[:, None] * group_size + torch.arange(group_size)[None, :]).flatten()
 
 
-def _pad_to(x: Tensor, length: int, value, left: bool) -> Tensor:
-    extra = length - x.shape[1]
-    if extra <= 0:
-        return x
-    pad = torch.full((x.shape[0], extra), value, dtype=x.dtype, device=x.device)
-    return torch.cat([pad, x] if left else [x, pad], dim=1)
-
-
 def concat_rollouts(rollouts: list[Rollout], pad_id: int) -> Rollout:
     """One rollout from several: prompts left-padded and completions right-padded to the
     longest, group ids renumbered so groups stay contiguous and distinct."""
@@ -55,18 +47,18 @@ def concat_rollouts(rollouts: list[Rollout], pad_id: int) -> Rollout:
         offsets.append(n)
         n += int(r.group_ids.max().item()) + 1 if r.size else 0
     return Rollout(
-        prompt_ids=torch.cat([_pad_to(r.prompt_ids, P, pad_id, left=True) for r in rollouts]),
-        prompt_mask=torch.cat([_pad_to(r.prompt_mask, P, 0, left=True) for r in rollouts]),
-        completion_ids=torch.cat([_pad_to(r.completion_ids, T, pad_id, left=False) for r in rollouts]),
-        completion_mask=torch.cat([_pad_to(r.completion_mask, T, 0.0, left=False) for r in rollouts]),
+        prompt_ids=torch.cat([pad_to(r.prompt_ids, P, pad_id, left=True) for r in rollouts]),
+        prompt_mask=torch.cat([pad_to(r.prompt_mask, P, 0, left=True) for r in rollouts]),
+        completion_ids=torch.cat([pad_to(r.completion_ids, T, pad_id, left=False) for r in rollouts]),
+        completion_mask=torch.cat([pad_to(r.completion_mask, T, 0.0, left=False) for r in rollouts]),
         texts=[t for r in rollouts for t in r.texts],
         group_ids=torch.cat([r.group_ids + o for r, o in zip(rollouts, offsets)]),
         problems=[p for r in rollouts for p in r.problems],
         finished=torch.cat([r.finished for r in rollouts]),
         rollout_logp=None if rollouts[0].rollout_logp is None else
-        torch.cat([_pad_to(r.rollout_logp, T, 0.0, left=False) for r in rollouts]),
+        torch.cat([pad_to(r.rollout_logp, T, 0.0, left=False) for r in rollouts]),
         rollout_h=None if rollouts[0].rollout_h is None else
-        torch.cat([_pad_to(r.rollout_h, T, 0.0, left=False) for r in rollouts]),
+        torch.cat([pad_to(r.rollout_h, T, 0.0, left=False) for r in rollouts]),
     )
 
 

@@ -6,11 +6,11 @@ reproducible on CPU."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 from transformers import DynamicCache
 
 from entropyctl.errors import Divergence
+from entropyctl.maths.batch import pad_to
 from entropyctl.maths.entropy import entropy_from_logits
 from entropyctl.models.loading import cache_kwarg, encode_prompts, positions, stop_ids
 from entropyctl.train.backends.base import RawRollout
@@ -43,8 +43,7 @@ def _concat(parts: list[tuple[Tensor, ...]], pad: int) -> tuple[Tensor, ...]:
     T = max(x[2].shape[1] for x in parts)
 
     def cat(i: int, width: int, value, left: bool) -> Tensor:
-        return torch.cat([F.pad(x[i], (width - x[i].shape[1], 0) if left else (0, width - x[i].shape[1]),
-                                value=value) for x in parts])
+        return torch.cat([pad_to(x[i], width, value, left) for x in parts])
 
     return (cat(0, P, pad, True), cat(1, P, 0, True), cat(2, T, pad, False), cat(3, T, 0.0, False),
             cat(4, T, 0.0, False))
