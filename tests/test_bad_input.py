@@ -129,6 +129,28 @@ ROWS = [
     Row("task-kind-unknown", (*T, "task.kind=chess"), ("task.kind=chess", "addition")),
     Row("backend-vllm", (*T, "rollout.backend=vllm"), ("rollout=vllm needs vLLM", "not installed", "pip install")),
     Row("empty-runs-dir", (*T, "runs_dir="), ("runs_dir is empty",)),
+    # -- train: a setting typed on the command line that this run would never read
+    Row("lab-architecture-on-a-checkpoint", (*T, "model=hf", "model.path={W}/ckpt", "model.hidden=128"),
+        ("'model.hidden=128' would be ignored", "from the checkpoint", "drop it")),
+    Row("vllm-setting-with-torch", (*T, "rollout.gpu_memory_utilization=0.3"),
+        ("'rollout.gpu_memory_utilization=0.3' would be ignored", "rollout=vllm")),
+    Row("correction-with-torch", (*T, "rollout.correction=token_tis"),
+        ("'rollout.correction=token_tis' would be ignored", "every correction weight is 1")),
+    Row("refills-without-dynamic-sampling", (*T, "rollout.max_gen_batches=2"),
+        ("'rollout.max_gen_batches=2' would be ignored", "rollout.dynamic_sampling=true")),
+    Row("micro-batches-beside-token-budget", (*T, "optim.micro_batch_tokens=512", "optim.micro_batches=2"),
+        ("'optim.micro_batches=2' would be ignored", "micro_batch_tokens")),
+    Row("wandb-setting-without-wandb", (*T, "tracking.project=mine"),
+        ("'tracking.project=mine' would be ignored", "tracking.wandb=true")),
+    Row("probe-setting-with-probes-off", (*T, "probe.every=0", "probe.pass_k_max=8"),
+        ("'probe.pass_k_max=8' would be ignored", "probe.every=0")),
+    Row("prompt-file-key-on-the-lab", (*T, "task.val_size=16"),
+        ("'task.val_size=16' would be ignored", "add task=jsonl")),
+    Row("phase-setting-without-curriculum", (*T, "task.curriculum.switch_round=2"),
+        ("'task.curriculum.switch_round=2' would be ignored", "task=curriculum")),
+    Row("ignored-in-one-sweep-job", ("train", "-m", *T[1:], "rollout.dynamic_sampling=true,false",
+                                     "rollout.max_gen_batches=2"),
+        ("'rollout.max_gen_batches=2' would be ignored", "sweep job", "dynamic_sampling=False")),
     # -- train: intervention parameters (each dataclass's __post_init__)
     Row("grpo-eps-low", (*T, "intervention.grpo.eps_low=1.5"), ("intervention.grpo.eps_low=1.5", "[0, 1)", "=0.2")),
     Row("grpo-eps-high", (*T, "intervention.grpo.eps_high=-0.2"), ("intervention.grpo.eps_high=-0.2", ">= 0")),
@@ -282,6 +304,8 @@ def _world(root: Path) -> Path:
     (logs / "gone.json").write_text('{"gone.jsonl": "a"}')
     (logs / "good.csv").write_text("step,entropy,reward\n" + "".join(f"{s},{1 / (s + 1)},{0.1 * s}\n" for s in range(6)))
     (logs / "partial.yaml").write_text("good.csv: a\n")  # covers the log, not the run beside it
+    (root / "ckpt").mkdir()  # what the composition checks of a checkpoint (loading comes later)
+    (root / "ckpt" / "config.json").write_text("{}")
     return root
 
 

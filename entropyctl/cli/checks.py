@@ -215,6 +215,17 @@ def check_config(cfg: TrainConfig, command: str) -> None:
         _check_interventions(cfg.intervention)
 
 
+def _check_unused(cfg: TrainConfig, overrides: list[str]) -> None:
+    """A setting typed on the command line that this job's run would never read."""
+    from entropyctl.config_unused import override_key, unused_settings
+
+    unused = unused_settings(cfg)
+    for o in overrides:
+        why = unused.get(override_key(o) or "")
+        if why:
+            raise BadInput(f"'{o.lstrip('+')}' would be ignored: {why}")
+
+
 def _check_interventions(selection: dict) -> None:
     """Types first (a string where a number belongs), then ranges (each dataclass's
     __post_init__) and stacking (interventions.build)."""
@@ -272,6 +283,8 @@ def validate(command: str, args: list[str]) -> None:
                 if typed.debug:
                     enable_debug()
                 check_config(typed, command)
+                if command == "train":
+                    _check_unused(typed, combo)
             except Exception as e:
                 where = f" (sweep job: {' '.join(combo)})" if len(combos) > 1 else ""
                 raise BadInput(_explain(e, combo) + where) from e
