@@ -74,7 +74,8 @@ def phase_config(task: "TaskConfig", phase: str) -> "TaskConfig":
     from omegaconf.errors import OmegaConfBaseException
 
     overrides = dict(getattr(task.curriculum, phase))
-    settable = {f.name for f in fields(TaskConfig)} - {"name", "kind", "curriculum"}
+    # The completion budget is the run's (rollout, eval and the prompt-fit check read task.max_new_tokens).
+    settable = {f.name for f in fields(TaskConfig)} - {"name", "kind", "curriculum", "max_new_tokens"}
     for key in overrides:
         if key not in settable:
             raise BadInput(f"task.curriculum.{phase}.{key} is not a task setting a phase can change; give task "

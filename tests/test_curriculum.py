@@ -62,6 +62,15 @@ def test_the_switch_changes_prompts_verifier_and_validation_at_the_round():
     assert max(operands(task.sample_train(rng, 16))) < 50
 
 
+def test_a_phase_cannot_change_the_completion_budget():
+    """Rollout, eval and the prompt-fit check read the run's task.max_new_tokens: a phase's own
+    would be silently ignored."""
+    from entropyctl.errors import BadInput
+
+    with pytest.raises(BadInput, match="task.curriculum.b.max_new_tokens is not a task setting a phase can change"):
+        curriculum("+task.curriculum.b.max_new_tokens=4")
+
+
 def test_b_pays_only_its_formats():
     task = curriculum()  # conf/task/curriculum.yaml: B pays ` => answer ` only
     p = task.val_problems[0]

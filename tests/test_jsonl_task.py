@@ -278,3 +278,24 @@ def test_a_template_without_a_system_role_is_one_line_naming_the_fix(tmp_path):
     task = build(cfg(data))  # no system prompt: the same template renders
     task.bind(tok)
     assert task.val_problems[0].prompt.startswith("<start_of_turn>Tom has")
+
+
+def test_a_curriculum_phase_whose_prompts_do_not_fit_is_refused_too(tmp_path):
+    """Phase B's prompt file is only sampled from at the switch: its prompts are measured and
+    checked when the run starts, like A's."""
+    from typer.testing import CliRunner
+
+    from entropyctl.cli.main import app
+    from tests.hf_fixtures import tiny_checkpoint
+
+    ckpt = tiny_checkpoint(tmp_path / "qwen", "qwen2")  # 512 positions
+    short = gsm8k_jsonl(tmp_path / "a.jsonl", 20)
+    long = _with_long_rows(tmp_path / "b.jsonl", long_rows=(5,))
+    out = CliRunner().invoke(app, [
+        "train", "model=hf", f"model.path={ckpt}", "task=curriculum", "task.curriculum.kind=jsonl", "task.formats=[]",
+        f"task.path={short}", f"+task.curriculum.b.path={long}", "task.val_size=4", "task.max_new_tokens=400",
+        "rounds=4", "task.curriculum.switch_round=2", f"runs_dir={tmp_path}/runs", "progress=false", "threads=1"])
+    lines = out.output.strip().splitlines()
+    assert out.exit_code == 2 and len(lines) == 1, out.output
+    assert lines[0].startswith("error: the longest prompt (b.jsonl:6) is ") and "task.max_prompt_tokens=112" in lines[0]
+    assert not (tmp_path / "runs").exists()

@@ -100,6 +100,11 @@ class CurriculumTask:
     def bind(self, tokenizer) -> None:
         for t in self.phases:
             t.bind(tokenizer)
+        # Both phases' prompt lengths, for the prompt-fit check: B's prompts are sampled later.
+        measured = [t for t in self.phases if getattr(t, "longest_prompt", None)]
+        if measured:
+            self.prompt_tokens = sorted(n for t in measured for n in t.prompt_tokens)
+            self.longest_prompt = max((t.longest_prompt for t in measured), key=lambda x: x[0])
 
     def sample_train(self, rng: random.Random, n: int) -> list:
         return self.current.sample_train(rng, n)
