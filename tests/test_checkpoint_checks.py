@@ -156,3 +156,56 @@ def test_one_precision_context_sees_every_optimiser_step(world):
         fresh = model(input_ids=ids).logits  # a new context: casts of the stepped weights
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     assert not torch.equal(after, first.logits.detach()) and torch.equal(after, fresh)
+
+
+def _save(model, tokenizer_from: Path, out: Path) -> Path:
+    model.save_pretrained(out)
+    for f in tokenizer_from.iterdir():
+        if f.name.startswith(("tokenizer", "chat_template", "special_tokens")):
+            shutil.copy(f, out / f.name)
+    return out
+
+
+def test_a_bidirectional_model_is_refused(world, tmp_path):
+    """BERT loads through AutoModelForCausalLM (BertLMHeadModel) and trained before: every token's
+    log-prob was scored by a model that saw the tokens after it."""
+    from transformers import BertConfig, BertForMaskedLM
+
+    config = BertConfig(vocab_size=320, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=512)
+    ckpt = _save(BertForMaskedLM(config), world / "qwen", tmp_path / "bert")
+    code, line = train(world, tmp_path, ckpt)
+    assert code == 2 and "(bert) is not causal: its prediction at a position changes with the tokens after it" in line
+
+
+def test_an_encoder_decoder_is_refused_before_its_weights_load(world, tmp_path):
+    from transformers import T5Config
+
+    ckpt = tmp_path / "t5"
+    ckpt.mkdir()
+    T5Config(vocab_size=320, d_model=32, d_ff=64, num_layers=1, num_heads=2, d_kv=16).save_pretrained(ckpt)
+    code, line = train(world, tmp_path, ckpt)  # no weights saved: refused from config.json alone
+    assert code == 2 and "is a t5 checkpoint, an encoder-decoder: entropyctl trains decoder-only models" in line
+
+
+def test_an_architecture_transformers_does_not_know(world, tmp_path):
+    ckpt = shutil.copytree(world / "qwen", tmp_path / "unknown")
+    (ckpt / "config.json").write_text(json.dumps({"model_type": "nopeformer"}))
+    code, line = train(world, tmp_path, ckpt)
+    assert code == 2 and "cannot read its config.json (model_type 'nopeformer': ValueError)" in line
+    (ckpt / "config.json").write_text("{bad")
+    code, line = train(world, tmp_path, ckpt)
+    assert code == 2 and "config.json is not a JSON object" in line
+
+
+def test_causal_checkpoints_pass_the_check(world, tmp_path):
+    """The check must not refuse what it protects: GPT-2 and Qwen2 (and Llama: the lab) load."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from entropyctl.models.loading import load_policy
+
+    gpt2 = _save(GPT2LMHeadModel(GPT2Config(vocab_size=320, n_embd=32, n_layer=1, n_head=2, n_positions=512)),
+                 world / "qwen", tmp_path / "gpt2")
+    for ckpt in (gpt2, world / "qwen"):
+        model, _ = load_policy(ckpt)
+        assert model.config.model_type in ("gpt2", "qwen2")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -66,10 +67,12 @@ def load_policy(path: str | Path, attn_impl: str | None = None, dtype: str = "fl
             f"model.path {str(path)!r} is not a local Hugging Face checkpoint (no config.json); "
             "give a directory saved with save_pretrained, or leave model.path unset for the lab model"
         )
+    check_architecture(path)
     kwargs = {"local_files_only": True}
     if attn_impl:
         kwargs["attn_implementation"] = attn_impl
     model = AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype], **kwargs).to(device)
+    check_causal(path, model)
     if gradient_checkpointing:
         enable_checkpointing(model)
     if not any((path / f).is_file() for f in TOKENIZER_FILES):
@@ -80,6 +83,52 @@ def load_policy(path: str | Path, attn_impl: str | None = None, dtype: str = "fl
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def check_architecture(path: Path) -> None:
+    """An architecture with no causal LM in transformers (T5, BART: encoder-decoders; ViT...)
+    refused from its config.json, before any weights are read."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    import transformers
+
+    try:
+        config = AutoConfig.from_pretrained(path, local_files_only=True)
+    except (ValueError, KeyError, OSError) as e:  # an unknown model_type, custom code, bad JSON
+        try:
+            model_type = json.loads((path / "config.json").read_text()).get("model_type")
+        except (ValueError, AttributeError) as bad:
+            raise BadInput(f"model.path {str(path)!r}: config.json is not a JSON object ({bad}); "
+                           "save the checkpoint again with save_pretrained") from None
+        raise BadInput(f"model.path {str(path)!r}: transformers {transformers.__version__} cannot read its "
+                       f"config.json (model_type {model_type!r}: {type(e).__name__}); give a checkpoint of an "
+                       "architecture this transformers knows") from None
+    if type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
+        kind = "an encoder-decoder" if getattr(config, "is_encoder_decoder", False) else "not a causal language model"
+        raise BadInput(f"model.path {str(path)!r} is a {config.model_type} checkpoint, {kind}: entropyctl trains "
+                       "decoder-only models; give one (Llama, Qwen, Mistral, Gemma, GPT-2 ...)")
+
+
+def check_causal(path: Path, model) -> None:
+    """A model whose prediction at a position depends on later tokens (BERT loaded through its
+    LM head without is_decoder) would score completions that see their own future: every
+    log-prob and entropy would be wrong. Two 8-token passes that differ in their last 4 tokens
+    must agree on the first 4 positions: to the bit in float32 on the CPU; the margin covers a
+    GPU's reduction order (even a random-initialised BERT moves them by 1e-3 of their scale)."""
+    V = model.get_input_embeddings().num_embeddings
+    dev = model.get_input_embeddings().weight.device
+    gen = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, V, (1, 8), generator=gen)
+    alt = ids.clone()
+    alt[0, 4:] = (ids[0, 4:] + 1 + torch.randint(0, V - 1, (4,), generator=gen)) % V  # each one differs
+    with torch.no_grad():
+        a, b = (model(input_ids=x.to(dev)).logits[0, :4].float() for x in (ids, alt))
+    margin = 1e-4 if model.get_input_embeddings().weight.dtype == torch.float32 else 1e-2
+    if float((a - b).abs().max()) > margin * float(a.abs().max()):
+        raise BadInput(f"model.path {str(path)!r} ({model.config.model_type}) is not causal: its prediction at a "
+                       "position changes with the tokens after it; give a decoder-only checkpoint (Llama, Qwen, "
+                       "Mistral, Gemma, GPT-2 ...)")
 
 
 def check_pair(path: Path, model, tokenizer) -> None:
