@@ -91,6 +91,18 @@ def test_export_never_overwrites(trained_run: Path, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp folder left
 
 
+def test_export_to_a_path_that_cannot_be_made_is_one_line_before_loading(trained_run: Path, tmp_path):
+    """A file where a folder should be was 'FileExistsError ... rerun with --debug' after the
+    model had loaded; a folder that cannot be written named export's own temp folder."""
+    (tmp_path / "afile").write_text("mine")
+    for out, says in ((tmp_path / "afile" / "out", "afile is a file, so"),
+                      (tmp_path / "afile", "afile is a file; give a new directory")):
+        res = entropyctl("export", str(trained_run), str(out))
+        assert res.returncode == 2 and res.stderr.strip().count("\n") == 0 and says in res.stderr, res.stderr
+        assert "base model" not in res.stderr  # refused before the model loads
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["afile"] and (tmp_path / "afile").read_text() == "mine"
+
+
 def test_export_refuses_what_is_not_a_run(tmp_path):
     res = entropyctl("export", str(tmp_path), str(tmp_path / "out"))
     assert res.returncode == 2 and "not a run directory" in res.stderr

@@ -25,8 +25,44 @@ PROVENANCE = "entropyctl_export.json"
 
 
 def _check_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+    if out.exists() and not out.is_dir():
+        raise BadInput(f"{out} is a file; give a new directory (export never overwrites)")
+    if out.exists() and any(out.iterdir()):
         raise BadInput(f"{out} already exists and is not empty; give a new directory (export never overwrites)")
+
+
+def _make_tmp(out: Path) -> tuple[Path, list[Path]]:
+    """The hidden sibling folder the export is written into, made before the slow part so that
+    a path nobody can write to fails first; and the parent folders made for it (removed again
+    if the export fails)."""
+    made = []
+    for parent in reversed(out.parents):
+        if parent.is_dir():
+            continue
+        if parent.exists():
+            raise BadInput(f"{parent} is a file, so {out} cannot be made; give a path under a folder")
+        try:
+            parent.mkdir()
+        except OSError as e:
+            _remove(made)
+            raise BadInput(f"cannot make {parent} ({e.strerror}); give a path you can write to") from None
+        made.append(parent)
+    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        tmp.mkdir()
+    except OSError as e:
+        _remove(made)
+        raise BadInput(f"cannot write in {out.parent} ({e.strerror}); give a path you can write to") from None
+    return tmp, made
+
+
+def _remove(made: list[Path]) -> None:
+    for parent in reversed(made):
+        try:
+            parent.rmdir()
+        except OSError:
+            pass
 
 
 def export_run(run_dir: Path, out: Path, log=print) -> Path:
@@ -49,15 +85,14 @@ def export_run(run_dir: Path, out: Path, log=print) -> Path:
     if ckpt is None:
         raise BadInput(f"{run_dir} has no checkpoint to export (it ran with checkpoint_every=0 or ended "
                        "before its first one); train with checkpoint_every>=1")
-    model, tokenizer = load_policy(resolve_model_path(cfg, log), cfg.model.attn_impl, cfg.model.dtype, "cpu")
-    missing, unexpected = load_model(model, str(ckpt.path / "model.safetensors"), strict=False)
-    if missing or unexpected:
-        raise BadInput(f"{ckpt.path}: the weights do not fit the run's model (missing {missing[:3]}, "
-                       f"unexpected {unexpected[:3]}); was config.yaml edited?")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    tmp, made = _make_tmp(out)
+    done = False
     try:
+        model, tokenizer = load_policy(resolve_model_path(cfg, log), cfg.model.attn_impl, cfg.model.dtype, "cpu")
+        missing, unexpected = load_model(model, str(ckpt.path / "model.safetensors"), strict=False)
+        if missing or unexpected:
+            raise BadInput(f"{ckpt.path}: the weights do not fit the run's model (missing {missing[:3]}, "
+                           f"unexpected {unexpected[:3]}); was config.yaml edited?")
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / PROVENANCE).write_text(json.dumps({
@@ -68,8 +103,11 @@ def export_run(run_dir: Path, out: Path, log=print) -> Path:
         if out.exists():
             out.rmdir()  # empty, checked just above
         os.rename(tmp, out)
+        done = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not done:
+            _remove(made)
     return out
 
 
