@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from entropyctl.models.buckets import plan_groups, row_lengths
-from entropyctl.models.loading import ForwardBudget, completion_logits, completion_scores
+from entropyctl.models.scoring import ForwardBudget, completion_logits, completion_scores
 from entropyctl.maths.losses import logprobs_from_logits
 from tests.helpers import tiny_lab_model
 

@@ -12,8 +12,8 @@ from entropyctl.config import OptimConfig
 from entropyctl.interventions import build
 from entropyctl.maths.batch import Rollout, Scored
 from entropyctl.maths.losses import AGG_MODES, call_weight
-from entropyctl.models.loading import (ForwardBudget, completion_scores, enable_checkpointing, encode_prompts,
-                                       is_checkpointing)
+from entropyctl.models.loading import enable_checkpointing, encode_prompts, is_checkpointing
+from entropyctl.models.scoring import ForwardBudget, completion_scores
 from tests.helpers import tiny_lab_model
 from entropyctl.train.update import RoundBatch, UpdateSettings, loss_calls, update
 

@@ -8,8 +8,8 @@ import torch
 from entropyctl.config import TaskConfig
 from entropyctl.lab.task import AdditionTask
 from entropyctl.lab.tokenizer import build_char_tokenizer
-from entropyctl.models.loading import completion_logits, encode_prompts
-from entropyctl.models.loading import ForwardBudget
+from entropyctl.models.loading import encode_prompts
+from entropyctl.models.scoring import ForwardBudget, completion_logits
 from entropyctl.train.rescore import rescore
 from entropyctl.train.rollout import completion_mask_from_ids, sample
 from tests.helpers import tiny_lab_model
@@ -88,7 +88,7 @@ def test_rescore_gives_logp_of_sampled_tokens_and_entropy():
 def test_sampler_scores_equal_a_full_forward_pass(temperature):
     """rollout=torch skips the rescoring pass: the log-probs and entropies the KV-cache sampler
     computed at each step must be those a full forward pass over prompt + completion gives."""
-    from entropyctl.models.loading import completion_scores
+    from entropyctl.models.scoring import completion_scores
 
     model = tiny_model()
     problems = AdditionTask(TaskConfig()).val_problems[:6]

@@ -15,7 +15,7 @@ from entropyctl.interventions import build
 from entropyctl.lab.task import AdditionTask
 from entropyctl.train.rescore import rescore
 from entropyctl.train.rollout import sample
-from entropyctl.models.loading import ForwardBudget
+from entropyctl.models.scoring import ForwardBudget
 from tests.helpers import tiny_lab_model
 from entropyctl.train.update import RoundBatch, UpdateSettings, update
 

@@ -21,7 +21,8 @@ from torch import Tensor
 
 from entropyctl.interventions import RoundContext, check_param, register
 from entropyctl.maths.losses import logprobs_from_logits, nll
-from entropyctl.models.loading import completion_logits, encode_prompts
+from entropyctl.models.loading import encode_prompts
+from entropyctl.models.scoring import completion_logits
 
 
 @dataclass

@@ -28,7 +28,8 @@ from entropyctl.errors import Divergence
 from entropyctl.train.evaluate import evaluate
 from entropyctl.interventions import Pipeline, RoundContext, build
 from entropyctl.train.metrics import round_metrics
-from entropyctl.models.loading import ForwardBudget, compute_precision, load_policy, resolve_device
+from entropyctl.models.loading import compute_precision, load_policy, resolve_device
+from entropyctl.models.scoring import ForwardBudget
 from entropyctl.train.rescore import base_logp, rescore
 from entropyctl.train.reward import readable_samples, score
 from entropyctl.train.backends import Backend, make_backend

@@ -25,7 +25,8 @@ from torch import Tensor
 from entropyctl.config import TrainConfig
 from entropyctl.maths.batch import Rollout
 from entropyctl.maths.probes import SPARSITY, exact_kl, linear_cka, pass_at_k_curve, powers_of_two
-from entropyctl.models.loading import completion_logits, encode_prompts, positions
+from entropyctl.models.loading import encode_prompts, positions
+from entropyctl.models.scoring import completion_logits
 from entropyctl.runstore.inputs import input_stamps
 from entropyctl.train.reward import score
 from entropyctl.train.rollout import sample

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 
 from entropyctl.maths.batch import Rollout, Scored
-from entropyctl.models.loading import ForwardBudget, completion_scores
+from entropyctl.models.scoring import ForwardBudget, completion_scores
 
 
 @torch.no_grad()

@@ -27,7 +27,7 @@ from entropyctl.errors import Divergence
 from entropyctl.interventions import Pipeline
 from entropyctl.maths.batch import Rollout, Scored, TokenBatch
 from entropyctl.maths.losses import call_weight
-from entropyctl.models.loading import ForwardBudget, completion_scores
+from entropyctl.models.scoring import ForwardBudget, completion_scores
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 
 from entropyctl.maths.losses import logprobs_from_logits
-from entropyctl.models.loading import completion_logits
+from entropyctl.models.scoring import completion_logits
 
 PROMPTS = ["12+34=", "7+8=", "99+1="]
 TEMPERATURE = 0.7  # not 1: the backend's log-probs must carry the temperature

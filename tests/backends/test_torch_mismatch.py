@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pytest
 import torch
 
-from entropyctl.models.loading import ForwardBudget
+from entropyctl.models.scoring import ForwardBudget
 from entropyctl.config import RolloutConfig
 from entropyctl.models.loading import load_policy
 from entropyctl.train.rescore import rescore
