@@ -1,8 +1,9 @@
 """The one forward pass every stage shares (rescoring, update, base-model scoring): log-probs and
 entropy at the completion positions, without ever holding the float32 logits of a whole batch.
 
-Two ways to spend less on the same values: rows in groups of similar completion length, each
-cut to its longest row (models/buckets.py); a batch over `budget.rows_tokens` in row chunks."""
+Three ways to spend less on the same values: rows in groups of similar completion length, each
+cut to its longest row (models/buckets.py); a batch over `budget.rows_tokens` in row chunks; a
+prompt that many rows share read once (models/prefix.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ from torch import Tensor
 from entropyctl.maths.entropy import entropy_from_logits
 from entropyctl.maths.losses import chunked_logprobs_entropy, logprobs_from_logits
 from entropyctl.models.buckets import plan_groups, row_lengths
-from entropyctl.models.loading import positions
+from entropyctl.models.loading import is_checkpointing, positions
+from entropyctl.models.prefix import SharedPrompts, continue_rows, read_prompts
 
 # Config attributes of models whose logits are not plain lm_head(hidden) (Gemma's soft cap,
 # Cohere's and Granite's scales): those take the full forward pass instead of the chunked one.
@@ -58,22 +60,6 @@ def _chunkable(model) -> bool:
             and not any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in _LOGIT_TRANSFORMS))
 
 
-def _score_rows(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature: float,
-                budget: ForwardBudget, entropy: bool) -> tuple[Tensor, Tensor | None]:
-    P, T = prompt_ids.shape[1], completion_ids.shape[1]
-    V = model.get_output_embeddings().weight.shape[0] if _chunkable(model) else None
-    chunk_tokens = int(budget.logits_mb * 2**20) // (4 * V) if V else None
-    if V is None or prompt_ids.shape[0] * (P + T) <= chunk_tokens:
-        # Everything fits: the plain forward pass (the lab always takes this path).
-        logits = completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature)
-        return logprobs_from_logits(logits, completion_ids), entropy_from_logits(logits) if entropy else None
-    ids = torch.cat([prompt_ids, completion_ids], dim=1)
-    attn = torch.cat([prompt_mask, completion_mask.long()], dim=1)
-    hidden = model.get_decoder()(input_ids=ids, attention_mask=attn, position_ids=positions(attn)).last_hidden_state
-    return chunked_logprobs_entropy(hidden[:, P - 1 : P - 1 + T], model.get_output_embeddings(),
-                                    completion_ids, temperature, max(1, chunk_tokens), entropy)
-
-
 def completion_scores(model, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor,
                       completion_mask: Tensor, temperature: float, budget: ForwardBudget,
                       entropy: bool = True) -> tuple[Tensor, Tensor | None]:
@@ -85,14 +71,17 @@ def completion_scores(model, prompt_ids: Tensor, prompt_mask: Tensor, completion
     dev = model.get_input_embeddings().weight.device
     args = [t.to(dev) for t in (prompt_ids, prompt_mask, completion_ids, completion_mask)]
     B, P, T = args[0].shape[0], args[0].shape[1], args[2].shape[1]
-    groups = plan_groups(row_lengths(args[3]).tolist(), P)
+    # Activation checkpointing drops a layer's cache argument in training: no shared prompts there.
+    shared = (read_prompts(model.get_decoder(), args[0], args[1])
+              if _chunkable(model) and not is_checkpointing(model) else None)
+    groups = plan_groups(row_lengths(args[3]).tolist(), 0 if shared else P)
     if len(groups) == 1 and groups[0][1] == T:
-        return _score_budget(model, args, temperature, budget, entropy)
+        return _score_budget(model, args, torch.arange(B, device=dev), shared, temperature, budget, entropy)
     parts, order = [], []
     for rows, t in groups:
         idx = torch.tensor(rows, device=dev)
         sub = [args[0][idx], args[1][idx], args[2][idx, :t], args[3][idx, :t]]
-        lp, h = _score_budget(model, sub, temperature, budget, entropy)
+        lp, h = _score_budget(model, sub, idx, shared, temperature, budget, entropy)
         parts.append((F.pad(lp, (0, T - t)), None if h is None else F.pad(h, (0, T - t))))
         order.extend(rows)
     inv = torch.empty(B, dtype=torch.long, device=dev)
@@ -101,14 +90,39 @@ def completion_scores(model, prompt_ids: Tensor, prompt_mask: Tensor, completion
     return logp, torch.cat([p[1] for p in parts])[inv] if entropy else None
 
 
-def _score_budget(model, args: list[Tensor], temperature: float, budget: ForwardBudget,
-                  entropy: bool) -> tuple[Tensor, Tensor | None]:
-    """One batch, in row chunks when it holds more padded tokens than `budget.rows_tokens`."""
+def _score_budget(model, args: list[Tensor], rows: Tensor, shared: SharedPrompts | None, temperature: float,
+                  budget: ForwardBudget, entropy: bool) -> tuple[Tensor, Tensor | None]:
+    """One batch (`rows` of the whole), in row chunks when it holds more padded tokens than
+    `budget.rows_tokens`."""
     B, L = args[0].shape[0], args[0].shape[1] + args[2].shape[1]
-    rows = B if not budget.rows_tokens else max(1, budget.rows_tokens // L)
-    if rows >= B:
-        return _score_rows(model, *args, temperature, budget, entropy)
-    parts = [_score_rows(model, *(a[i:i + rows] for a in args), temperature, budget, entropy)
-             for i in range(0, B, rows)]
+    n = B if not budget.rows_tokens else max(1, budget.rows_tokens // L)
+    if n >= B:
+        return _score_rows(model, args, rows, shared, temperature, budget, entropy)
+    parts = [_score_rows(model, [a[i:i + n] for a in args], rows[i:i + n], shared, temperature, budget, entropy)
+             for i in range(0, B, n)]
     logp = torch.cat([p[0] for p in parts])
     return logp, torch.cat([p[1] for p in parts]) if entropy else None
+
+
+def _score_rows(model, args: list[Tensor], rows: Tensor, shared: SharedPrompts | None, temperature: float,
+                budget: ForwardBudget, entropy: bool) -> tuple[Tensor, Tensor | None]:
+    prompt_ids, prompt_mask, completion_ids, completion_mask = args
+    P, T = prompt_ids.shape[1], completion_ids.shape[1]
+    V = model.get_output_embeddings().weight.shape[0] if _chunkable(model) else None
+    chunk_tokens = int(budget.logits_mb * 2**20) // (4 * V) if V else None
+    head = model.get_output_embeddings()
+    if shared is not None:
+        hidden = continue_rows(model.get_decoder(), shared, rows, prompt_mask, completion_ids, completion_mask)
+        if hidden.shape[0] * T <= chunk_tokens:
+            logits = head(hidden).float() / temperature
+            return logprobs_from_logits(logits, completion_ids), entropy_from_logits(logits) if entropy else None
+        return chunked_logprobs_entropy(hidden, head, completion_ids, temperature, max(1, chunk_tokens), entropy)
+    if V is None or prompt_ids.shape[0] * (P + T) <= chunk_tokens:
+        # Everything fits: the plain forward pass (the lab always takes this path).
+        logits = completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature)
+        return logprobs_from_logits(logits, completion_ids), entropy_from_logits(logits) if entropy else None
+    ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attn = torch.cat([prompt_mask, completion_mask.long()], dim=1)
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=attn, position_ids=positions(attn)).last_hidden_state
+    return chunked_logprobs_entropy(hidden[:, P - 1 : P - 1 + T], head, completion_ids, temperature,
+                                    max(1, chunk_tokens), entropy)
