@@ -140,7 +140,8 @@ def test_one_precision_context_sees_every_optimiser_step(world):
     """compute_precision spans a whole round (rollout, 8 minibatch steps, eval): a forward pass
     after a step must see the new weights, not bfloat16 copies cached at the round's start
     (with autocast's cast cache, the lab's reward fell from 0.30 to 0.05 in one round)."""
-    from entropyctl.models.loading import compute_precision, load_policy
+    from entropyctl.models.loading import load_policy
+    from entropyctl.models.precision import compute_precision
 
     model, _ = load_policy(world / "qwen", dtype="float32", device="cpu")
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)

@@ -141,6 +141,7 @@ class RoundContext:
     task: Any  # the task (demonstrations, formats)
     rng: random.Random  # seeded from (seed, round): never shifts the run's other streams
     grad_clip: float  # optim.grad_clip
+    scaler: Any = None  # float16's loss scaler: models.precision.backward / clip_and_step take it
 
 
 def load_all() -> dict[str, Spec]:

@@ -22,6 +22,7 @@ from torch import Tensor
 from entropyctl.interventions import RoundContext, check_param, register
 from entropyctl.maths.losses import logprobs_from_logits, nll
 from entropyctl.models.loading import encode_prompts
+from entropyctl.models.precision import backward, clip_and_step
 from entropyctl.models.scoring import completion_logits
 
 
@@ -70,9 +71,8 @@ def sft_refresh(ctx: RoundContext, cfg: SftRefreshConfig) -> dict[str, float]:
         logits = completion_logits(model, p_ids, p_mask, c_ids, c_mask, temperature=1.0)
         loss = nll(logprobs_from_logits(logits, c_ids), c_mask)
         ctx.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), ctx.grad_clip)
-        ctx.optimizer.step()
+        backward(loss, ctx.scaler)
+        clip_and_step(model, ctx.optimizer, ctx.scaler, ctx.grad_clip)
         losses.append(loss.item())
     model.eval()
     return {"sft_refresh/steps": float(cfg.steps), "sft_refresh/nll": sum(losses) / len(losses)}

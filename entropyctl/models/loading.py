@@ -7,7 +7,6 @@ The lab's pretrained base and a user's Hugging Face checkpoint load through the 
 
 from __future__ import annotations
 
-import contextlib
 import inspect
 import json
 from pathlib import Path
@@ -16,15 +15,12 @@ import torch
 from torch import Tensor
 
 from entropyctl.errors import BadInput
-
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+from entropyctl.models.precision import DTYPES
 
 
 def resolve_device(name: str) -> torch.device:
     """`auto` = the first CUDA device when there is one, else the CPU. A CUDA device asked for
     on a machine without one is a user error, said in one line."""
-    from entropyctl.errors import BadInput
-
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     dev = torch.device(name)
@@ -133,19 +129,6 @@ def check_pair(path: Path, model, tokenizer) -> None:
     if not stop_ids(model, tokenizer):
         raise BadInput(f"model.path {str(path)!r}: neither the tokenizer nor generation_config.json names an "
                        "end-of-sequence token, so no completion could end; set eos_token in tokenizer_config.json")
-
-
-def compute_precision(dtype: str, device: torch.device):
-    """The context a trained policy's passes run in: autocast to `dtype` over its float32
-    weights (mixed precision, as verl's FSDP actor), nothing for float32. The weights stay
-    float32 because AdamW's steps at RL learning rates are below bfloat16's resolution: at
-    lr 1e-6, three steps on a bfloat16 copy of the test model moved 2 % of its weights."""
-    if dtype == "float32":
-        return contextlib.nullcontext()
-    # No cast cache: the context spans a whole round, and cached bfloat16 copies of the weights
-    # would outlive the optimiser's steps (every minibatch and the eval scored the round's first
-    # weights: the lab's reward fell from 0.30 to 0.05 in one round).
-    return torch.autocast(device_type=device.type, dtype=DTYPES[dtype], cache_enabled=False)
 
 
 def enable_checkpointing(model) -> None:

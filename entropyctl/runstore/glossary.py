@@ -64,6 +64,8 @@ GLOSSARY: dict[str, str] = {
 # Keys logged only when the intervention or switch that owns them is on (one line each). Kept
 # apart from GLOSSARY, whose every key is in every round's row; describe() reads both.
 CONDITIONAL: dict[str, str] = {
+    "grad/skipped": "model.dtype=float16: share of the round's optimiser steps skipped because the scaled loss "
+                    "overflowed float16 (that step is not taken and the loss scale halves)",
     "clip/frac_high": "share of valid tokens with A > 0 and r > 1 + eps_high (clip_higher, gppo; spec §3.1); "
                       "cispo: share with r above the weight cap",
     "clip/frac_low": "share of valid tokens with A < 0 and r < 1 - eps_low (clip_higher, gppo; spec §3.1)",

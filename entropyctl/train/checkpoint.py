@@ -82,9 +82,11 @@ def _remove(path: Path) -> None:
 
 def save_checkpoint(run_dir: Path, round_: int, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     prompt_rng: random.Random, sample_gen: torch.Generator, config_yaml_sha: str,
-                    keep: int, interventions: dict | None = None) -> Path:
+                    keep: int, interventions: dict | None = None,
+                    scaler: torch.amp.GradScaler | None = None) -> Path:
     """Write the state before round `round_` atomically; keep the newest `keep` checkpoints.
-    `interventions` is `Pipeline.state_dict()`: the controllers' state."""
+    `interventions` is `Pipeline.state_dict()`: the controllers' state; `scaler` float16's loss
+    scale (its state is a few numbers: it goes in state.json)."""
     root = Path(run_dir) / CKPT_DIR
     root.mkdir(exist_ok=True)
     for stale in root.glob(".*"):  # temp or trash folders of a process killed mid-write
@@ -100,6 +102,7 @@ def save_checkpoint(run_dir: Path, round_: int, *, model: torch.nn.Module, optim
         "round": round_,
         "prompt_rng": {"version": version, "internal": list(internal), "gauss_next": gauss_next},
         "interventions": interventions or {},
+        "grad_scaler": scaler.state_dict() if scaler is not None else None,
         "config_sha256": config_yaml_sha,
         "sha256": {name: _sha256(tmp / name) for name in _FILES},
     }
@@ -124,7 +127,8 @@ class Checkpoint:
     state: dict
 
     def restore(self, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                prompt_rng: random.Random, sample_gen: torch.Generator, pipeline=None) -> None:
+                prompt_rng: random.Random, sample_gen: torch.Generator, pipeline=None,
+                scaler: torch.amp.GradScaler | None = None) -> None:
         """Put the saved weights, optimiser state, RNG states and (given the run's `Pipeline`)
         the interventions' controller state into a freshly set-up run."""
         missing, unexpected = load_model(model, str(self.path / "model.safetensors"), strict=False)
@@ -132,6 +136,8 @@ class Checkpoint:
             raise CheckpointError(f"{self.path}: weights do not fit the model (missing {missing[:3]}, "
                                   f"unexpected {unexpected[:3]}); was config.yaml edited?")
         optimizer.load_state_dict(torch.load(self.path / "optimizer.pt", map_location="cpu", weights_only=True))
+        if scaler is not None and self.state.get("grad_scaler"):
+            scaler.load_state_dict(self.state["grad_scaler"])
         rng = torch.load(self.path / "rng.pt", map_location="cpu", weights_only=True)
         torch.set_rng_state(rng["torch"])
         sample_gen.set_state(rng["sample_gen"])

@@ -28,7 +28,8 @@ from entropyctl.errors import Divergence
 from entropyctl.train.evaluate import evaluate
 from entropyctl.interventions import Pipeline, RoundContext, build
 from entropyctl.train.metrics import round_metrics
-from entropyctl.models.loading import compute_precision, load_policy, resolve_device
+from entropyctl.models.loading import load_policy, resolve_device
+from entropyctl.models.precision import compute_precision, grad_scaler
 from entropyctl.models.scoring import ForwardBudget
 from entropyctl.train.rescore import base_logp, rescore
 from entropyctl.train.reward import readable_samples, score
@@ -68,6 +69,7 @@ class RunState:
     sample_gen: torch.Generator  # token sampling and minibatch order, on the policy's device
     budget: ForwardBudget  # how much one scoring pass may hold (rescore, update)
     backend: Backend  # samples the rollouts; follows the policy's weights after every update
+    scaler: torch.amp.GradScaler | None = None  # float16's loss scale (models/precision.py)
 
     @property
     def device(self) -> torch.device:
@@ -103,12 +105,12 @@ def run_round(r: int, s: RunState, cfg: TrainConfig, samples: list | None = None
     with t("update"):
         batch = RoundBatch(ro, scored, adv, rewards, None if plan_mask is None else plan_mask.to(s.device))
         stats = update(s.model, s.optimizer, batch, s.pipeline,
-                       UpdateSettings(cfg.optim, ro_cfg.temperature, s.sample_gen, s.budget))
+                       UpdateSettings(cfg.optim, ro_cfg.temperature, s.sample_gen, s.budget, s.scaler))
     if s.pipeline.round:
         with t("round_hooks"):
             # Its own generator, seeded by (seed, round): hooks never shift the training streams.
             ctx = RoundContext(r, s.model, s.optimizer, s.tokenizer, s.task,
-                               random.Random(cfg.seed * 1_000_003 + r), cfg.optim.grad_clip)
+                               random.Random(cfg.seed * 1_000_003 + r), cfg.optim.grad_clip, s.scaler)
             stats.update(s.pipeline.after_round(ctx))
     with t("push"):
         s.backend.push_weights(s.model)  # the next rollout (and eval) samples the new weights
@@ -187,7 +189,8 @@ def setup(cfg: TrainConfig, log=print) -> RunState:
     torch.manual_seed(cfg.seed)  # interventions that pick at random (clip_cov) use it
     return RunState(model, base, tokenizer, make_optimizer(model, cfg.optim), task, pipeline,
                     random.Random(cfg.seed), torch.Generator(device).manual_seed(cfg.seed),
-                    ForwardBudget(cfg.optim.micro_batch_tokens, m.logits_chunk_mb), backend)
+                    ForwardBudget(cfg.optim.micro_batch_tokens, m.logits_chunk_mb), backend,
+                    grad_scaler(m.dtype, device))
 
 
 def numerics(model, dtype: str) -> dict:
@@ -281,7 +284,7 @@ def loop(state: RunState, cfg: TrainConfig, writer: RunWriter, start: int) -> No
     sha = config_sha((writer.path / CONFIG).read_text())
 
     def checkpoint(next_round: int) -> None:
-        save_checkpoint(writer.path, next_round, model=state.model, optimizer=state.optimizer,
+        save_checkpoint(writer.path, next_round, model=state.model, optimizer=state.optimizer, scaler=state.scaler,
                         prompt_rng=state.prompt_rng, sample_gen=state.sample_gen,
                         config_yaml_sha=sha, keep=cfg.checkpoint_keep,
                         interventions=state.pipeline.state_dict())

@@ -119,7 +119,7 @@ def resume(run_dir: Path, log=print, progress: bool | None = None, threads: int 
         start = 0
         if ckpt is not None:
             ckpt.restore(model=state.model, optimizer=state.optimizer, prompt_rng=state.prompt_rng,
-                         sample_gen=state.sample_gen, pipeline=state.pipeline)
+                         sample_gen=state.sample_gen, pipeline=state.pipeline, scaler=state.scaler)
             start = ckpt.round
         moved = truncate_metrics(run_dir, start)
         truncate_samples(run_dir, start)  # the recomputed rounds log their samples again

@@ -27,6 +27,7 @@ from entropyctl.errors import Divergence
 from entropyctl.interventions import Pipeline
 from entropyctl.maths.batch import Rollout, Scored, TokenBatch
 from entropyctl.maths.losses import call_weight
+from entropyctl.models.precision import backward, clip_and_step
 from entropyctl.models.scoring import ForwardBudget, completion_scores
 
 
@@ -44,12 +45,14 @@ class RoundBatch:
 @dataclass
 class UpdateSettings:
     """How to train on it: the optimiser settings, the rollout's temperature (log-probs are of
-    the distribution it sampled from), the generator of minibatch order, the forward budget."""
+    the distribution it sampled from), the generator of minibatch order, the forward budget,
+    float16's loss scaler (models/precision.py; None in other precisions)."""
 
     optim: OptimConfig
     temperature: float
     generator: torch.Generator
     budget: ForwardBudget
+    scaler: torch.amp.GradScaler | None = None
 
 
 def make_optimizer(model, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -128,16 +131,19 @@ def update(model, optimizer, batch: RoundBatch, pipeline: Pipeline, s: UpdateSet
                     raise Divergence(f"non-finite loss ({loss.item()})")
                 w = (call_weight(mask[c], mask[idx], agg_mode) if cfg.loss_norm == "minibatch"
                      else 1.0 / len(calls))
-                (loss * w).backward()
+                backward(loss * w, s.scaler)
                 total = total + (loss.detach() * w)
                 for k, v in stats.items():
                     acc[k].append(v.detach() if isinstance(v, Tensor) else v)
-            norm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            if not torch.isfinite(norm):
-                raise Divergence(f"non-finite gradient norm ({norm.item()})")
-            optimizer.step()
+            norm = clip_and_step(model, optimizer, s.scaler, cfg.grad_clip)
+            if s.scaler is not None:
+                acc["grad/skipped"].append(float(norm is None))
+            if norm is None:  # float16's loss scale overflowed: no step was taken
+                continue
             pipeline.step()  # controllers (adaptive_entropy, entropic) move once per optimiser step
             acc["loss/policy"].append(total)
             acc["grad/norm"].append(norm)
     model.eval()
-    return {k: sum(float(x) for x in v) / len(v) for k, v in acc.items()}
+    for key in ("loss/policy", "grad/norm"):  # NaN in a round whose float16 steps all overflowed
+        acc.setdefault(key, [])
+    return {k: sum(float(x) for x in v) / len(v) if v else float("nan") for k, v in acc.items()}
