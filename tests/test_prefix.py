@@ -63,6 +63,12 @@ def test_the_fixture_shares_and_short_prompts_do_not(world):
     assert len(ids) == 12 and torch.equal(ids[inverse], p_ids) and torch.equal(mask[inverse], p_mask)
     short = p_ids[:, -MIN_PROMPT_TOKENS + 1:], p_mask[:, -MIN_PROMPT_TOKENS + 1:]
     assert read_prompts(model.get_decoder(), *short) is None
+    # Under a token budget the distinct prompts go through in passes of budget // P rows: the same cache.
+    with torch.no_grad():
+        whole = read_prompts(model.get_decoder(), p_ids, p_mask)
+        parts = read_prompts(model.get_decoder(), p_ids, p_mask, rows_tokens=5 * p_ids.shape[1])  # 3 passes
+    assert torch.allclose(whole.last, parts.last, atol=1e-6)
+    assert all(torch.allclose(a, b, atol=1e-6) for x, y in zip(whole.kv, parts.kv) for a, b in zip(x, y))
 
 
 @pytest.mark.parametrize("budget", [ForwardBudget(None, 256.0), ForwardBudget(700, 256.0), ForwardBudget(None, 0.01)],

@@ -47,18 +47,27 @@ def worth_sharing(n_rows: int, n_distinct: int, distinct_tokens: int) -> bool:
     return mean >= MIN_PROMPT_TOKENS and (n_rows - n_distinct) * mean >= MIN_SAVED_TOKENS
 
 
-def read_prompts(decoder, prompt_ids: Tensor, prompt_mask: Tensor) -> SharedPrompts | None:
-    """The distinct prompts through `decoder` (a causal LM's get_decoder()) once, or None when
-    that does not pay (worth_sharing)."""
+def read_prompts(decoder, prompt_ids: Tensor, prompt_mask: Tensor,
+                 rows_tokens: int | None = None) -> SharedPrompts | None:
+    """The distinct prompts through `decoder` (a causal LM's get_decoder()) once, in passes of at
+    most `rows_tokens` padded tokens when set (the scoring passes' budget); None when sharing
+    does not pay (worth_sharing)."""
     if prompt_mask.shape[1] < MIN_PROMPT_TOKENS:  # no sort of the rows for the lab's short prompts
         return None
     ids, mask, inverse = distinct_prompts(prompt_ids, prompt_mask)
     if not worth_sharing(len(inverse), len(ids), int(mask.sum())):
         return None
-    cache = DynamicCache()
-    out = decoder(input_ids=ids, attention_mask=mask, position_ids=positions(mask), use_cache=True,
-                  **{cache_kwarg(decoder): cache})
-    return SharedPrompts(inverse, _tensors(cache), out.last_hidden_state[:, -1])
+    n = len(ids) if not rows_tokens else max(1, rows_tokens // ids.shape[1])
+    kv, last = [], []
+    for i in range(0, len(ids), n):
+        cache = DynamicCache()
+        out = decoder(input_ids=ids[i:i + n], attention_mask=mask[i:i + n], position_ids=positions(mask[i:i + n]),
+                      use_cache=True, **{cache_kwarg(decoder): cache})
+        kv.append(_tensors(cache))
+        last.append(out.last_hidden_state[:, -1])
+    if len(kv) > 1:
+        kv = [[tuple(torch.cat([part[layer][j] for part in kv]) for j in (0, 1)) for layer in range(len(kv[0]))]]
+    return SharedPrompts(inverse, kv[0], torch.cat(last))
 
 
 def continue_rows(decoder, shared: SharedPrompts, rows: Tensor, prompt_mask: Tensor, completion_ids: Tensor,

@@ -72,7 +72,7 @@ def completion_scores(model, prompt_ids: Tensor, prompt_mask: Tensor, completion
     args = [t.to(dev) for t in (prompt_ids, prompt_mask, completion_ids, completion_mask)]
     B, P, T = args[0].shape[0], args[0].shape[1], args[2].shape[1]
     # Activation checkpointing drops a layer's cache argument in training: no shared prompts there.
-    shared = (read_prompts(model.get_decoder(), args[0], args[1])
+    shared = (read_prompts(model.get_decoder(), args[0], args[1], budget.rows_tokens)
               if _chunkable(model) and not is_checkpointing(model) else None)
     groups = plan_groups(row_lengths(args[3]).tolist(), 0 if shared else P)
     if len(groups) == 1 and groups[0][1] == T:
