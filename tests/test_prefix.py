@@ -124,3 +124,4 @@ def test_when_sharing_pays():
     assert not worth_sharing(512, 64, 64 * 6)  # the lab's prompts: too short to pay for a call
     assert not worth_sharing(64, 40, 40 * 32)  # 24 rows x 32 tokens saved: under the minimum
     assert not worth_sharing(64, 64, 64 * 500)  # nothing repeats
+

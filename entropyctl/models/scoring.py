@@ -60,6 +60,23 @@ def _chunkable(model) -> bool:
             and not any(getattr(cfg, k, None) not in (None, 1, 1.0) for k in _LOGIT_TRANSFORMS))
 
 
+def completion_hidden(model, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor,
+                      completion_mask: Tensor) -> Tensor | None:
+    """(B, T, hidden): the decoder's outputs that predict each completion token, on the model's
+    device (inputs are moved there), for a caller that applies the output head a chunk of
+    positions at a time; None when the logits are not lm_head(hidden) (see _chunkable)."""
+    if not _chunkable(model):
+        return None
+    dev = model.get_input_embeddings().weight.device
+    prompt_ids, prompt_mask, completion_ids, completion_mask = (
+        t.to(dev) for t in (prompt_ids, prompt_mask, completion_ids, completion_mask))
+    ids = torch.cat([prompt_ids, completion_ids], dim=1)
+    attn = torch.cat([prompt_mask, completion_mask.long()], dim=1)
+    P, T = prompt_ids.shape[1], completion_ids.shape[1]
+    hidden = model.get_decoder()(input_ids=ids, attention_mask=attn, position_ids=positions(attn)).last_hidden_state
+    return hidden[:, P - 1 : P - 1 + T]
+
+
 def completion_scores(model, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor,
                       completion_mask: Tensor, temperature: float, budget: ForwardBudget,
                       entropy: bool = True) -> tuple[Tensor, Tensor | None]:

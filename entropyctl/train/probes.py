@@ -26,7 +26,7 @@ from entropyctl.config import TrainConfig
 from entropyctl.maths.batch import Rollout
 from entropyctl.maths.probes import SPARSITY, exact_kl, linear_cka, pass_at_k_curve, powers_of_two
 from entropyctl.models.loading import encode_prompts, positions
-from entropyctl.models.scoring import completion_logits
+from entropyctl.models.scoring import completion_hidden, completion_logits
 from entropyctl.runstore.inputs import input_stamps
 from entropyctl.train.reward import score
 from entropyctl.train.rollout import sample
@@ -48,7 +48,7 @@ def last_token_hidden(model, tokenizer, prompts: list[str]) -> list[Tensor]:
     dev = model.get_input_embeddings().weight.device
     ids, mask = (t.to(dev) for t in encode_prompts(tokenizer, prompts))  # left padded: last column = last token
     out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), output_hidden_states=True)
-    return [hs[:, -1].double() for hs in out.hidden_states]
+    return [hs[:, -1].double().cpu() for hs in out.hidden_states]  # the base's may sit on another device
 
 
 def _sample_chunked(model, tokenizer, problems: list, n: int, cfg: TrainConfig, gen: torch.Generator) -> Rollout:
@@ -91,19 +91,58 @@ def pass_curve(model, tokenizer, task, problems: list, cfg: TrainConfig, gen: to
     return {f"{prefix}{k}": v for k, v in curve.items()}, ro
 
 
+# Bytes a position of exact_kl holds: two float32 logit rows, then float64 log-probs, probs and
+# their product (V of each).
+KL_BYTES_PER_VOCAB = 40
+
+
 @torch.no_grad()
-def exact_kl_mean(p_model, q_model, ro: Rollout, temperature: float, chunk: int = 16) -> float:
-    """Token-mean over the rollout's response tokens of the exact KL(p || q) per position
-    (rows in chunks: the float64 (rows, T, V) tensors are large for a real vocabulary)."""
+def exact_kl_mean(p_model, q_model, ro: Rollout, temperature: float, logits_mb: float = 512.0,
+                  chunk: int = 16) -> float:
+    """Token-mean over the rollout's response tokens of the exact KL(p || q) per position. Rows
+    in chunks of `chunk`; when their logits would pass `logits_mb` MiB (152k vocabulary x 1k
+    tokens x 16 rows: ~100 GB in float64), the output heads are applied to chunks of positions
+    within it. The two models may sit on different devices (model.base_device)."""
     total, count = 0.0, 0.0
+    V = p_model.get_output_embeddings().weight.shape[0]
+    n_pos = max(1, int(logits_mb * 2**20) // (KL_BYTES_PER_VOCAB * V))
     for i in range(0, ro.size, chunk):
         part = ro.select(torch.arange(i, min(i + chunk, ro.size)))
-        args = (part.prompt_ids, part.prompt_mask, part.completion_ids, part.completion_mask, temperature)
-        kl = exact_kl(completion_logits(p_model, *args), completion_logits(q_model, *args))
-        mask = part.completion_mask.double()
+        args = (part.prompt_ids, part.prompt_mask, part.completion_ids, part.completion_mask)
+        mask = part.completion_mask.double().cpu()
+        if mask.numel() > n_pos:
+            kl = _kl_by_positions(p_model, q_model, args, temperature, n_pos)
+        else:
+            kl = None
+        if kl is None:  # fits (the lab), or logits that are not lm_head(hidden): the full logits
+            zp = completion_logits(p_model, *_on(p_model, args), temperature)
+            zq = completion_logits(q_model, *_on(q_model, args), temperature)
+            kl = exact_kl(zp, zq.to(zp.device)).cpu()
         total += float((kl * mask).sum())
         count += float(mask.sum())
     return total / max(count, 1.0)
+
+
+def _on(model, tensors):
+    dev = model.get_input_embeddings().weight.device
+    return [t.to(dev) for t in tensors]
+
+
+def _kl_by_positions(p_model, q_model, args, temperature: float, n_pos: int) -> Tensor | None:
+    """(rows, T) exact KL, the heads applied to `n_pos` positions at a time; None when a model's
+    logits are not lm_head(hidden)."""
+    hp, hq = completion_hidden(p_model, *args), completion_hidden(q_model, *args)
+    if hp is None or hq is None:
+        return None
+    rows, T = hp.shape[:2]
+    hp, hq = hp.reshape(rows * T, -1), hq.reshape(rows * T, -1)
+    head_p, head_q = p_model.get_output_embeddings(), q_model.get_output_embeddings()
+    parts = []
+    for s in range(0, rows * T, n_pos):
+        zp = head_p(hp[s:s + n_pos]).float() / temperature
+        zq = head_q(hq[s:s + n_pos]).float().to(zp.device) / temperature
+        parts.append(exact_kl(zp, zq).cpu())
+    return torch.cat(parts).view(rows, T)
 
 
 def _first_samples(ro: Rollout, n_problems: int, n: int, keep: int) -> Rollout:
@@ -180,8 +219,9 @@ class Probes:
         curve, ro = pass_curve(s.model, s.tokenizer, s.task, self.pass_problems, cfg, gen, "eval/pass@")
         out.update(curve)
         mine = _first_samples(ro, len(self.pass_problems), pc.pass_k_max, pc.kl_samples)
-        out["kl/rev_exact"] = exact_kl_mean(s.model, s.base, mine, T)
-        out["kl/fwd_exact"] = exact_kl_mean(s.base, s.model, self.base_ro, T)
+        mb = cfg.model.logits_chunk_mb
+        out["kl/rev_exact"] = exact_kl_mean(s.model, s.base, mine, T, mb)
+        out["kl/fwd_exact"] = exact_kl_mean(s.base, s.model, self.base_ro, T, mb)
         hidden = last_token_hidden(s.model, s.tokenizer, self.familiar)
         debiased = len(self.familiar) < DEBIAS_BELOW
         for i, (h, b) in enumerate(zip(hidden, self.base_hidden)):
