@@ -18,7 +18,7 @@ from hydra.core.config_store import ConfigStore
 # The task group's schemas sit in config_task.py (length); they are config's as much as these.
 from entropyctl.config_task import CurriculumConfig, FormatConfig, TaskConfig
 from entropyctl.errors import BadInput
-from entropyctl.limits import (AGG_MODES, ATTN_IMPLS, DTYPES, ESTIMATORS, LOSS_NORMS, ROLLOUT_BACKENDS,
+from entropyctl.limits import (AGG_MODES, ATTN_IMPLS, DTYPES, ESTIMATORS, LOSS_NORMS, ROLLOUT_BACKENDS, SHUFFLES,
                                ROLLOUT_CORRECTIONS, SEED_MAX, VLLM_CPU_HEAD_SIZES, at_least, check_device,
                                has_cuda, one_of, positive, within)
 
@@ -164,6 +164,10 @@ class OptimConfig:
     beta2: float = 0.999
     grad_clip: float = 1.0
     minibatches: int = 8  # optimiser steps per epoch over the round's rollouts
+    # How a round's rows are dealt into minibatches: rows (each row anywhere), or groups (whole
+    # groups: a minibatch holds all G completions of its prompts, as verl's contiguous split, and
+    # reads each long prompt once; models/prefix.py).
+    shuffle: str = "rows"
     # Loss calls per minibatch (gradient accumulation): the per-call scope of Clip-Cov /
     # KL-Cov / forking-token selection. Ignored when micro_batch_tokens is set.
     micro_batches: int = 1
@@ -189,6 +193,7 @@ class OptimConfig:
         for key in ("minibatches", "micro_batches", "epochs"):
             at_least(f"optim.{key}", getattr(self, key), 1)
         one_of("optim.agg_mode", self.agg_mode, AGG_MODES)
+        one_of("optim.shuffle", self.shuffle, SHUFFLES)
         if self.loss_scale is not None:
             positive("optim.loss_scale", self.loss_scale, 16.0)
         if self.micro_batch_tokens is not None and self.micro_batch_tokens < 0:

@@ -44,6 +44,7 @@ def one_of(key: str, value: str, choices: tuple[str, ...]) -> None:
 DEVICES = ("auto", "cpu", "cuda")
 DTYPES = ("float32", "bfloat16", "float16")
 LOSS_NORMS = ("minibatch", "micro_batch")
+SHUFFLES = ("rows", "groups")
 
 
 def check_device(key: str, value: str) -> None:

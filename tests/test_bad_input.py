@@ -114,6 +114,7 @@ ROWS = [
     Row("loss-scale-zero", (*T, "optim.loss_scale=0"), ("optim.loss_scale=0.0", "positive")),
     Row("agg-mode-underscore", (*T, "optim.agg_mode=token_mean"), ("optim.agg_mode=token_mean", "token-mean")),
     Row("agg-mode-unknown", (*T, "optim.agg_mode=sum"), ("optim.agg_mode=sum", "choose one")),
+    Row("shuffle-unknown", (*T, "optim.shuffle=prompts"), ("optim.shuffle=prompts", "rows, groups")),
     Row("estimator-unknown", (*T, "advantage.estimator=ppo"), ("advantage.estimator=ppo", "grpo")),
     Row("adv-eps-negative", (*T, "advantage.eps=-1"), ("advantage.eps=-1.0", "[0, inf)")),
     Row("seed-huge", (*T, "seed=99999999999999999999"), ("seed=99999999999999999999", "[0, 4294967295]")),

@@ -133,3 +133,20 @@ def test_gradient_checkpointing_changes_no_gradient(world):
     assert is_checkpointing(ckpt)
     got, _ = grads((ckpt, batch))
     assert (got - one).abs().max().item() <= 1e-6
+
+
+def test_minibatches_of_rows_or_of_whole_groups():
+    from entropyctl.train.update import minibatch_rows
+
+    group_ids = torch.arange(12).repeat_interleave(4)  # 12 prompts x G = 4, contiguous as sampled
+    rows = minibatch_rows(group_ids, 5, "rows", torch.Generator().manual_seed(3))
+    # rows: the permutation the update always drew (the lab's numbers depend on it)
+    assert [r.tolist() for r in rows] == [r.tolist() for r in torch.randperm(48, generator=torch.Generator().manual_seed(3)).chunk(5)]
+    parts = minibatch_rows(group_ids, 5, "groups", torch.Generator().manual_seed(3))
+    assert sorted(torch.cat(parts).tolist()) == list(range(48))  # every row once
+    held = [sorted(set(group_ids[p].tolist())) for p in parts]
+    for p, gs in zip(parts, held):
+        assert len(p) == 4 * len(gs)  # whole groups only
+    assert [len(g) for g in held] == [3, 3, 2, 2, 2]  # 5 minibatches, as asked
+    assert len(minibatch_rows(torch.arange(3).repeat_interleave(4), 8, "groups", torch.Generator())) == 3
+    assert [g for gs in held for g in gs] != list(range(12))  # the groups are shuffled

@@ -80,6 +80,20 @@ def loss_calls(idx: Tensor, cfg: OptimConfig, row_tokens: int) -> tuple[Tensor, 
     return idx.chunk(cfg.micro_batches)
 
 
+def minibatch_rows(group_ids: Tensor, n: int, shuffle: str, generator: torch.Generator) -> list[Tensor]:
+    """A round's rows dealt into `n` minibatches (optim.shuffle): `rows`, a permutation of all
+    rows cut in n; `groups`, a permutation of the groups cut in n, each minibatch holding all the
+    rows of its groups. Indices on group_ids' device."""
+    dev = generator.device
+    if shuffle == "rows":
+        return list(torch.randperm(len(group_ids), generator=generator, device=dev).to(group_ids.device).chunk(n))
+    groups = torch.unique(group_ids)
+    order = groups[torch.randperm(len(groups), generator=generator, device=dev).to(groups.device)]
+    # tensor_split: n parts as even as possible (chunk would give 4 parts of 12 groups for n = 5)
+    return [torch.cat([torch.nonzero(group_ids == g).squeeze(1) for g in part])
+            for part in order.tensor_split(n) if len(part)]
+
+
 def update(model, optimizer, batch: RoundBatch, pipeline: Pipeline, s: UpdateSettings) -> dict[str, float]:
     """Train on the round's rollouts; returns means over optimiser steps of loss and grad norm,
     and over loss calls of the interventions' statistics."""
@@ -112,8 +126,7 @@ def update(model, optimizer, batch: RoundBatch, pipeline: Pipeline, s: UpdateSet
     acc: dict[str, list] = defaultdict(list)  # tensors until the end: no host sync per call
     model.train()
     for _ in range(cfg.epochs):
-        perm = torch.randperm(B, generator=s.generator, device=s.generator.device).to(mask.device)
-        for idx in perm.chunk(cfg.minibatches):
+        for idx in minibatch_rows(ro.group_ids.to(mask.device), cfg.minibatches, cfg.shuffle, s.generator):
             calls = loss_calls(idx, cfg, row_tokens)
             batches = None
             if "minibatch" in pipeline.scopes:
