@@ -49,7 +49,7 @@ class ForwardBudget:
     logits_mb: float
 
 
-def _chunkable(model) -> bool:
+def has_plain_head(model) -> bool:
     """Whether logits are lm_head(decoder(x)) with a decoder we can call on its own."""
     cfg = getattr(model, "config", None)
     try:
@@ -64,8 +64,8 @@ def completion_hidden(model, prompt_ids: Tensor, prompt_mask: Tensor, completion
                       completion_mask: Tensor) -> Tensor | None:
     """(B, T, hidden): the decoder's outputs that predict each completion token, on the model's
     device (inputs are moved there), for a caller that applies the output head a chunk of
-    positions at a time; None when the logits are not lm_head(hidden) (see _chunkable)."""
-    if not _chunkable(model):
+    positions at a time; None when the logits are not lm_head(hidden) (see has_plain_head)."""
+    if not has_plain_head(model):
         return None
     dev = model.get_input_embeddings().weight.device
     prompt_ids, prompt_mask, completion_ids, completion_mask = (
@@ -90,7 +90,7 @@ def completion_scores(model, prompt_ids: Tensor, prompt_mask: Tensor, completion
     B, P, T = args[0].shape[0], args[0].shape[1], args[2].shape[1]
     # Activation checkpointing drops a layer's cache argument in training: no shared prompts there.
     shared = (read_prompts(model.get_decoder(), args[0], args[1], budget.rows_tokens)
-              if _chunkable(model) and not is_checkpointing(model) else None)
+              if has_plain_head(model) and not is_checkpointing(model) else None)
     groups = plan_groups(row_lengths(args[3]).tolist(), 0 if shared else P)
     if len(groups) == 1 and groups[0][1] == T:
         return _score_budget(model, args, torch.arange(B, device=dev), shared, temperature, budget, entropy)
@@ -125,7 +125,7 @@ def _score_rows(model, args: list[Tensor], rows: Tensor, shared: SharedPrompts |
                 budget: ForwardBudget, entropy: bool) -> tuple[Tensor, Tensor | None]:
     prompt_ids, prompt_mask, completion_ids, completion_mask = args
     P, T = prompt_ids.shape[1], completion_ids.shape[1]
-    V = model.get_output_embeddings().weight.shape[0] if _chunkable(model) else None
+    V = model.get_output_embeddings().weight.shape[0] if has_plain_head(model) else None
     chunk_tokens = int(budget.logits_mb * 2**20) // (4 * V) if V else None
     head = model.get_output_embeddings()
     if shared is not None:

@@ -26,7 +26,7 @@ from entropyctl.config import TrainConfig
 from entropyctl.maths.batch import Rollout
 from entropyctl.maths.probes import SPARSITY, exact_kl, linear_cka, pass_at_k_curve, powers_of_two
 from entropyctl.models.loading import encode_prompts, positions
-from entropyctl.models.scoring import completion_hidden, completion_logits
+from entropyctl.models.scoring import completion_hidden, completion_logits, has_plain_head
 from entropyctl.runstore.inputs import input_stamps
 from entropyctl.train.reward import score
 from entropyctl.train.rollout import sample
@@ -42,13 +42,25 @@ def is_probe_round(r: int, cfg: TrainConfig) -> bool:
 
 
 @torch.no_grad()
-def last_token_hidden(model, tokenizer, prompts: list[str]) -> list[Tensor]:
+def last_token_hidden(model, tokenizer, prompts: list[str], budget_mb: float = 512.0) -> list[Tensor]:
     """Hidden state of each prompt's last token, per layer: [(n, d)] * (layers + 1), index 0 =
-    embeddings, last = the final block after the final norm (the transformers convention)."""
+    embeddings, last = the final block after the final norm (the transformers convention).
+    A pass returns every layer's states of every position: prompts go through in passes of
+    at most `budget_mb` MiB of them (128 prompts x 300 tokens x 33 layers x 4096 is 20 GB in
+    float32), through the decoder alone when it has one (no logits: another 23 GB for a
+    152k vocabulary)."""
     dev = model.get_input_embeddings().weight.device
     ids, mask = (t.to(dev) for t in encode_prompts(tokenizer, prompts))  # left padded: last column = last token
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask), output_hidden_states=True)
-    return [hs[:, -1].double().cpu() for hs in out.hidden_states]  # the base's may sit on another device
+    net = model.get_decoder() if has_plain_head(model) else model
+    cfg = model.config
+    row_bytes = ids.shape[1] * (getattr(cfg, "num_hidden_layers", 0) + 1) * getattr(cfg, "hidden_size", 0) * 4
+    n = max(1, int(budget_mb * 2**20) // row_bytes) if row_bytes else len(ids)
+    parts = []
+    for i in range(0, len(ids), n):
+        out = net(input_ids=ids[i:i + n], attention_mask=mask[i:i + n], position_ids=positions(mask[i:i + n]),
+                  output_hidden_states=True)
+        parts.append([hs[:, -1].double().cpu() for hs in out.hidden_states])  # the base's may sit elsewhere
+    return [torch.cat(layer) for layer in zip(*parts)]
 
 
 def _sample_chunked(model, tokenizer, problems: list, n: int, cfg: TrainConfig, gen: torch.Generator) -> Rollout:
@@ -184,7 +196,7 @@ class Probes:
         self.pass_problems = val[:pc.pass_prompts]
         self.familiar = [p.prompt for p in val[:pc.repr_prompts]]
         self.unfamiliar = unfamiliar_prompts(task, cfg, len(self.familiar))
-        self.base_hidden = last_token_hidden(state.base, tok, self.familiar)
+        self.base_hidden = last_token_hidden(state.base, tok, self.familiar, cfg.model.logits_chunk_mb)
         gen = torch.Generator().manual_seed(BASE_SEED)
         # Base samples for the forward KL: drawn once, the same for every round and seed.
         n_fwd = pc.kl_samples
@@ -222,13 +234,13 @@ class Probes:
         mb = cfg.model.logits_chunk_mb
         out["kl/rev_exact"] = exact_kl_mean(s.model, s.base, mine, T, mb)
         out["kl/fwd_exact"] = exact_kl_mean(s.base, s.model, self.base_ro, T, mb)
-        hidden = last_token_hidden(s.model, s.tokenizer, self.familiar)
+        hidden = last_token_hidden(s.model, s.tokenizer, self.familiar, cfg.model.logits_chunk_mb)
         debiased = len(self.familiar) < DEBIAS_BELOW
         for i, (h, b) in enumerate(zip(hidden, self.base_hidden)):
             out[f"repr/cka/layer{i}"] = linear_cka(h, b, debiased=debiased)
         sets = {"familiar": hidden[-1]}
         if self.unfamiliar:
-            sets["unfamiliar"] = last_token_hidden(s.model, s.tokenizer, self.unfamiliar)[-1]
+            sets["unfamiliar"] = last_token_hidden(s.model, s.tokenizer, self.unfamiliar, cfg.model.logits_chunk_mb)[-1]
         for name, fn in SPARSITY.items():
             for which, h in sets.items():
                 out[f"repr/sparsity/{name}/{which}"] = float(fn(h).mean())
