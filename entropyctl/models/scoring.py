@@ -138,8 +138,5 @@ def _score_rows(model, args: list[Tensor], rows: Tensor, shared: SharedPrompts |
         # Everything fits: the plain forward pass (the lab always takes this path).
         logits = completion_logits(model, prompt_ids, prompt_mask, completion_ids, completion_mask, temperature)
         return logprobs_from_logits(logits, completion_ids), entropy_from_logits(logits) if entropy else None
-    ids = torch.cat([prompt_ids, completion_ids], dim=1)
-    attn = torch.cat([prompt_mask, completion_mask.long()], dim=1)
-    hidden = model.get_decoder()(input_ids=ids, attention_mask=attn, position_ids=positions(attn)).last_hidden_state
-    return chunked_logprobs_entropy(hidden[:, P - 1 : P - 1 + T], head, completion_ids, temperature,
-                                    max(1, chunk_tokens), entropy)
+    hidden = completion_hidden(model, prompt_ids, prompt_mask, completion_ids, completion_mask)
+    return chunked_logprobs_entropy(hidden, head, completion_ids, temperature, max(1, chunk_tokens), entropy)
