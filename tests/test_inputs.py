@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 from entropyctl.config import ModelConfig, TrainConfig
-from entropyctl.runstore.inputs import EDGE, changed_inputs, input_stamps, stamps
+from entropyctl.runstore.inputs import EDGE, WHOLE, changed_inputs, file_stamp, input_stamps, stamps
 
 
 def test_a_copy_keeps_the_fingerprint_and_an_edit_at_either_end_changes_it(tmp_path):
@@ -45,3 +45,35 @@ def test_a_checkpoint_folder_counts_what_transformers_reads(tmp_path):
 
 def test_the_lab_has_no_input_files():
     assert input_stamps(TrainConfig()) == {}
+
+
+def test_a_same_length_edit_in_the_middle_of_a_prompt_file_is_a_change(tmp_path):
+    prompts = tmp_path / "train.jsonl"
+    lines = [f'{{"prompt": "{i} + {i} =", "answer": "{2 * i}"}}\n' for i in range(200_000)]
+    prompts.write_text("".join(lines))
+    assert prompts.stat().st_size > 4 * EDGE  # the edit below is far from either end's MiB
+    first, first_edges = stamps(str(prompts)), file_stamp(prompts, edges_only=True)
+    lines[100_000] = lines[100_000].replace('"200000"', '"200001"')  # a fixed answer, same length
+    prompts.write_text("".join(lines))
+    assert file_stamp(prompts, edges_only=True) == first_edges  # what the edge stamp alone missed
+    assert changed_inputs({"task.path": first}, {"task.path": stamps(str(prompts))}) == [
+        "task.path: train.jsonl has changed"]
+
+
+def test_a_run_recorded_with_edge_stamps_still_resumes_on_its_unchanged_files(tmp_path):
+    prompts = tmp_path / "train.jsonl"
+    prompts.write_bytes(b"a" * (3 * EDGE))
+    old = {"task.path": {"train.jsonl": file_stamp(prompts, edges_only=True)}}
+    now = {"task.path": stamps(str(prompts))}
+    assert now["task.path"]["train.jsonl"] != old["task.path"]["train.jsonl"]  # the forms differ
+    assert changed_inputs(old, now, {"task.path": str(prompts)}) == []
+    prompts.write_bytes(b"b" + b"a" * (3 * EDGE - 1))
+    assert changed_inputs(old, {"task.path": stamps(str(prompts))}, {"task.path": str(prompts)}) == [
+        "task.path: train.jsonl has changed"]
+
+
+def test_a_file_above_the_whole_file_limit_is_stamped_by_its_ends(tmp_path):
+    shard = tmp_path / "model.safetensors"
+    with shard.open("wb") as f:
+        f.truncate(WHOLE + 1)  # sparse: no 64 MiB written
+    assert stamps(str(shard))["model.safetensors"] == file_stamp(shard, edges_only=True)

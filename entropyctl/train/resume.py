@@ -14,7 +14,7 @@ from entropyctl.train.checkpoint import config_sha, latest_checkpoint
 from entropyctl.config import TrainConfig
 from entropyctl.runstore.store import (CONFIG, DROPPED, METRICS, RunStoreError, check_status, is_run_dir,
                                  load_run, now_iso, read_metrics, reopen_run, truncate_metrics)
-from entropyctl.runstore.inputs import changed_inputs, input_stamps
+from entropyctl.runstore.inputs import changed_inputs, input_paths, input_stamps
 from entropyctl.runstore.samples import truncate_samples
 from entropyctl.train.loop import _sigterm_as_interrupt, loop, recorded_config, run, setup
 
@@ -64,7 +64,7 @@ def _check_inputs(run_dir: Path, cfg: TrainConfig) -> None:
     """The checkpoint and prompt files the run started from must be the same: the rest of the
     run would train on other weights or data under the same config."""
     recorded = load_run(run_dir).info.get("inputs") or {}  # runs before inputs were recorded: {}
-    gone = changed_inputs(recorded, input_stamps(cfg))
+    gone = changed_inputs(recorded, input_stamps(cfg), input_paths(cfg))
     if gone:
         raise RunStoreError(f"{run_dir}: {gone[0]} since the run started"
                             + (f" (and {len(gone) - 1} more)" if len(gone) > 1 else "")
