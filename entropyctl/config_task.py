@@ -109,7 +109,7 @@ class TaskConfig:
     reward_formats: Optional[List[str]] = None
 
     # --- a prompt file (kind=jsonl; docs/tasks.md): one problem per row
-    path: Optional[str] = None  # .jsonl, .parquet or .csv
+    path: Optional[str] = None  # .jsonl, .json, .parquet or .csv (tasks/rows.py)
     prompt_key: str = "question"
     answer_key: str = "answer"
     demo_key: Optional[str] = None  # a worked solution for sft_refresh; default: the answer field

@@ -192,7 +192,7 @@ def test_plan_mask_marks_the_tokens_of_strategic_phrases(tmp_path):
     (("task.path={W}/d.jsonl", "task.verifier=bogus"), "task.verifier=bogus is unknown; give one of"),
     (("task.path={W}/d.jsonl", "task.max_new_tokens=0"), "task.max_new_tokens=0 is out of range"),
     (("task.path={W}/bad.jsonl",), "1 bad rows of 41"),
-    (("task.path={W}/d.jsonl", "task.prompt_key=problem"), "none of the 10 rows is usable (first: d.jsonl:1: no 'problem' field)"),
+    (("task.path={W}/d.jsonl", "task.prompt_key=problem"), "none of the 10 rows is usable (first: d.jsonl:1: no 'problem' field (the row has: question, answer))"),
     (("task.path={W}/d.jsonl", "task.val_size=4"), "task.kind=jsonl needs a model with a real tokenizer"),
 ])
 def test_train_refuses_bad_task_input_before_any_run_dir(tmp_path, args, says):

@@ -2,8 +2,9 @@
 
     entropyctl train model=hf model.path=CKPT task=jsonl task.path=train.jsonl task.verifier=gsm8k
 
-Each row of `task.path` (JSONL, or Parquet / CSV by suffix) holds a prompt (`task.prompt_key`)
-and a reference answer (`task.answer_key`). A row missing either, with an empty prompt or an
+Each row of `task.path` (tasks/rows.py: JSONL, a JSON array, Parquet, CSV) holds a prompt
+(`task.prompt_key`: text, or chat messages) and a reference answer (`task.answer_key`; a
+dotted key reads a nested field, as verl's `reward_model.ground_truth`). A row missing either, with an empty prompt or an
 answer the verifier cannot read is a bad row: counted, reported, skipped, and more than
 `task.max_bad_rows` of them stop the run before it starts. Validation rows come from
 `task.val_path`, or `task.val_size` rows of `task.path` held out with `task.val_seed`.
@@ -16,26 +17,20 @@ covered by a strategic phrase (spec §8.1).
 
 from __future__ import annotations
 
-import csv
-import json
 import random
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional, TextIO
+from typing import TYPE_CHECKING, Optional
 
 from entropyctl.config import TaskConfig
 from entropyctl.errors import BadInput
-from entropyctl.textfiles import UTF16, is_utf16
 from entropyctl.tasks import verifiers
 from entropyctl.tasks.base import UNKNOWN
+from entropyctl.tasks.rows import MISSING, as_conversation, describe_fields, field, read_rows
 
 if TYPE_CHECKING:
     from torch import Tensor
-
-READERS = (".jsonl", ".json", ".parquet", ".csv")
-
 
 @dataclass(frozen=True)
 class Problem:
@@ -43,51 +38,9 @@ class Problem:
     text: str  # the row's prompt field as written
     answer: str  # the reference answer, as written
     demo: str  # a correct completion for sft_refresh (task.demo_key, else the answer)
-    row: int  # 1-based line of the row in its file
+    row: int  # 1-based line of the row in its file (item of a JSON array, row of a Parquet file)
     file: str = ""  # the file's name, for messages
-
-
-def read_rows(path: Path, key: str) -> list[tuple[int, object]]:
-    """(line number, row) for each record of a JSONL, Parquet or CSV file; one-line BadInput
-    when the file is missing or not of a readable kind. A JSONL line that is not JSON is a row
-    of None (a bad row, counted by the caller)."""
-    if not path.is_file():
-        raise BadInput(f"{key}={str(path)!r} is not a file; give the path of a .jsonl, .parquet or .csv file")
-    suffix = path.suffix.lower()
-    if suffix not in READERS:
-        raise BadInput(f"{key}={str(path)!r} has suffix {suffix or '(none)'!r}; give a .jsonl, .parquet "
-                       "or .csv file")
-    if suffix == ".csv":
-        with _utf8(path, key, newline="") as f:
-            return [(i, row) for i, row in enumerate(csv.DictReader(f), 2)]
-    if suffix == ".parquet":
-        try:
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise BadInput(f"{key}={str(path)!r}: reading Parquet needs pyarrow (pip install pyarrow); "
-                           "or convert the file to JSONL") from None
-        return list(enumerate(pq.read_table(path).to_pylist(), 1))
-    rows = []
-    with _utf8(path, key) as f:
-        for i, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append((i, json.loads(line)))
-                except json.JSONDecodeError:
-                    rows.append((i, None))
-    return rows
-
-
-@contextmanager
-def _utf8(path: Path, key: str, newline: str | None = None) -> Iterator[TextIO]:
-    """The file as UTF-8 text (a spreadsheet's byte-order mark dropped); one-line BadInput if it
-    is not UTF-8, where reading would have stopped on a traceback."""
-    try:
-        with open(path, newline=newline, encoding="utf-8-sig") as f:
-            yield f
-    except UnicodeDecodeError:
-        what = UTF16 if is_utf16(path) else "not UTF-8 text"
-        raise BadInput(f"{key}={str(path)!r} is {what}; save it as UTF-8") from None
+    conversation: tuple = ()  # ((role, content), ...) when the prompt field is chat messages
 
 
 class JsonlTask:
@@ -139,9 +92,12 @@ class JsonlTask:
             if why:
                 self.bad.append(f"{path.name}:{line}: {why}")
                 continue
-            text, answer = str(row[c.prompt_key]), str(row[c.answer_key])
-            demo = str(row[c.demo_key]) if c.demo_key and row.get(c.demo_key) is not None else answer
-            out.append(Problem(text, text, answer, demo, line, path.name))
+            prompt, answer = field(row, c.prompt_key), str(field(row, c.answer_key))
+            conversation = as_conversation(prompt) or ()
+            text = conversation[-1][1] if conversation else str(prompt)
+            demo = field(row, c.demo_key) if c.demo_key else None
+            demo = answer if demo is None or demo is MISSING else str(demo)
+            out.append(Problem(text, text, answer, demo, line, path.name, conversation))
         return out
 
     def _bad_reason(self, row) -> Optional[str]:
@@ -149,12 +105,21 @@ class JsonlTask:
         if not isinstance(row, dict):
             return "not a JSON object"
         for k in (c.prompt_key, c.answer_key):
-            if row.get(k) is None:
-                return f"no {k!r} field"
-        if not str(row[c.prompt_key]).strip():
+            value = field(row, k)
+            if value is MISSING:
+                return f"no {k!r} field (the row has: {describe_fields(row)})"
+            if value is None:
+                return f"{k!r} is null"
+        prompt = field(row, c.prompt_key)
+        try:
+            conversation = as_conversation(prompt)
+        except ValueError as e:
+            return f"{c.prompt_key!r} is a list but not chat messages: {e}"
+        if conversation is None and not str(prompt).strip():
             return "empty prompt"
-        if not verifiers.reference_ok(c.verifier, str(row[c.answer_key])):
-            return f"answer {str(row[c.answer_key])[:40]!r} unreadable by verifier {c.verifier}"
+        answer = str(field(row, c.answer_key))
+        if not verifiers.reference_ok(c.verifier, answer):
+            return f"answer {answer[:40]!r} unreadable by verifier {c.verifier}"
         return None
 
     def describe(self) -> str:
@@ -180,11 +145,16 @@ class JsonlTask:
             raise BadInput("task.chat_template=true but the model's tokenizer has no chat template; "
                            "set task.chat_template=false or use a checkpoint whose tokenizer has one")
 
+        self._check_conversations(use, has)
+
         def render(p: Problem) -> Problem:
             if not use:
                 return replace(p, prompt=f"{c.system_prompt}\n\n{p.text}" if c.system_prompt else p.text)
             msgs = ([{"role": "system", "content": c.system_prompt}] if c.system_prompt else [])
-            msgs.append({"role": "user", "content": p.text})
+            if p.conversation:
+                msgs += [{"role": role, "content": content} for role, content in p.conversation]
+            else:
+                msgs.append({"role": "user", "content": p.text})
             try:
                 text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
             except Exception as e:  # jinja's TemplateError, or what the template raises itself
@@ -202,6 +172,23 @@ class JsonlTask:
         self.val_problems = [render(p) for p in self.val_problems]
         self._pieces = {}
         self._fit_prompts(tokenizer)
+
+    def _check_conversations(self, use_template: bool, has_template: bool) -> None:
+        """Chat-message prompts need the chat template, and bring their own system message or
+        take task.system_prompt, not both: refused in one line, naming the first such row."""
+        first = next((p for p in self.train_problems + self.val_problems if p.conversation), None)
+        if first is None:
+            return
+        if not use_template:
+            why = "task.chat_template=false" if has_template else "the model's tokenizer has no chat template"
+            raise BadInput(f"{first.file}:{first.row}: the prompt is chat messages, which only a chat template "
+                           f"can render, and {why}; use a checkpoint whose tokenizer has one (unset "
+                           "task.chat_template), or write the prompts as text")
+        own = next((p for p in self.train_problems + self.val_problems
+                    if p.conversation and p.conversation[0][0] == "system"), None)
+        if own is not None and self.cfg.system_prompt:
+            raise BadInput(f"task.system_prompt is set but the prompt of {own.file}:{own.row} has its own system "
+                           "message; set task.system_prompt=null, or drop the system messages from the file")
 
     def _fit_prompts(self, tokenizer) -> None:
         """Token lengths of the rendered prompts as the sampler encodes them (beginning of
