@@ -69,7 +69,7 @@ def export_run(run_dir: Path, out: Path, log=print) -> Path:
     """Write the policy of `run_dir`'s newest checkpoint to `out`; returns `out`."""
     from safetensors.torch import load_model
 
-    from entropyctl.models.loading import load_policy
+    from entropyctl.models.loading import load_policy, save_tokenizer
     from entropyctl.runstore.store import CONFIG, is_run_dir
     from entropyctl.train.checkpoint import config_sha, latest_checkpoint
     from entropyctl.train.loop import resolve_model_path
@@ -94,7 +94,7 @@ def export_run(run_dir: Path, out: Path, log=print) -> Path:
             raise BadInput(f"{ckpt.path}: the weights do not fit the run's model (missing {missing[:3]}, "
                            f"unexpected {unexpected[:3]}); was config.yaml edited?")
         model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
+        save_tokenizer(tokenizer, tmp)
         (tmp / PROVENANCE).write_text(json.dumps({
             "run_dir": str(run_dir.resolve()), "checkpoint_round": ckpt.round,
             "rounds_done_before_checkpoint": ckpt.round, "config_sha256": config_sha(config_yaml),

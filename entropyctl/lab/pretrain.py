@@ -25,6 +25,7 @@ from entropyctl.config import MODEL_RUNTIME_KEYS, ModelConfig, TaskConfig
 from entropyctl.lab.model import build_lab_model
 from entropyctl.lab.task import AdditionTask
 from entropyctl.lab.tokenizer import build_char_tokenizer
+from entropyctl.models.loading import save_tokenizer
 from entropyctl.progress import WorkProgress
 
 CACHE_VERSION = 1  # bump when pretraining code changes the weights for the same config
@@ -111,7 +112,7 @@ def pretrain(model_cfg: ModelConfig, task_cfg: TaskConfig, out_dir: Path, progre
     }
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    save_tokenizer(tokenizer, out_dir)
     (out_dir / "pretrain.json").write_text(json.dumps(stats, indent=2) + "\n")
     return stats
 

@@ -41,7 +41,7 @@ def load_policy(path: str | Path, attn_impl: str | None = None, dtype: str = "fl
                 device: str | torch.device = "cpu", gradient_checkpointing: bool = False):
     """(model, tokenizer) from a local checkpoint directory, in `dtype` on `device`; one clear
     error if it is not a checkpoint."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
     from transformers.utils import logging as hf_logging
 
     # Loading a local checkpoint needs no per-shard progress bars between our own.
@@ -55,6 +55,7 @@ def load_policy(path: str | Path, attn_impl: str | None = None, dtype: str = "fl
             "give a directory saved with save_pretrained, or leave model.path unset for the lab model"
         )
     check_architecture(path)
+    tokenizer = load_tokenizer(path)  # before the weights: a 7B model takes a minute to read
     kwargs = {"local_files_only": True}
     if attn_impl:
         kwargs["attn_implementation"] = attn_impl
@@ -62,14 +63,46 @@ def load_policy(path: str | Path, attn_impl: str | None = None, dtype: str = "fl
     check_causal(path, model)
     if gradient_checkpointing:
         enable_checkpointing(model)
-    if not any((path / f).is_file() for f in TOKENIZER_FILES):
-        raise BadInput(f"model.path {str(path)!r} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save "
-                       "the checkpoint's tokenizer into it: AutoTokenizer.from_pretrained(SOURCE).save_pretrained(DIR)")
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     check_pair(path, model, tokenizer)
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+# transformers 5 saves a tokenizer without a model-specific class under this name, which
+# transformers 4 cannot resolve; both read the older name as the same class.
+NEW_GENERIC, PORTABLE_GENERIC = "TokenizersBackend", "PreTrainedTokenizerFast"
+
+
+def load_tokenizer(path: Path):
+    from transformers import AutoTokenizer
+
+    import transformers
+
+    if not any((path / f).is_file() for f in TOKENIZER_FILES):
+        raise BadInput(f"model.path {str(path)!r} has no tokenizer (none of {', '.join(TOKENIZER_FILES)}); save "
+                       "the checkpoint's tokenizer into it: AutoTokenizer.from_pretrained(SOURCE).save_pretrained(DIR)")
+    try:
+        return AutoTokenizer.from_pretrained(path, local_files_only=True)
+    except ValueError as e:
+        if NEW_GENERIC in str(e):
+            raise BadInput(f"model.path {str(path)!r}: its tokenizer was saved by transformers 5 (tokenizer_class "
+                           f"{NEW_GENERIC!r}), which transformers {transformers.__version__} cannot read; use "
+                           f"transformers>=5, or set \"tokenizer_class\": \"{PORTABLE_GENERIC}\" in its "
+                           "tokenizer_config.json") from None
+        raise BadInput(f"model.path {str(path)!r}: transformers {transformers.__version__} cannot read its "
+                       f"tokenizer ({e}); save it again with save_pretrained") from None
+
+
+def save_tokenizer(tokenizer, out: Path) -> None:
+    """save_pretrained, with a generic tokenizer's class written under the name both
+    transformers 4 and 5 read: a lab base or an export is then loadable by either."""
+    tokenizer.save_pretrained(out)
+    config_file = out / "tokenizer_config.json"
+    config = json.loads(config_file.read_text())
+    if config.get("tokenizer_class") == NEW_GENERIC:
+        config["tokenizer_class"] = PORTABLE_GENERIC
+        config_file.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 
 def check_architecture(path: Path) -> None:
