@@ -124,3 +124,10 @@ def test_a_json_array_that_does_not_parse_is_one_line(tmp_path):
                                        r"fix it, or write one JSON object per line"):
         build(TaskConfig(name="g", kind="jsonl", path=str(tmp_path / "cut.json"), verifier="gsm8k", val_size=2,
                              formats=[]))
+
+
+def test_an_object_named_as_the_answer_is_refused_naming_the_field_inside(tmp_path):
+    # str() of verl's reward_model dict holds the number, so the verifier would have accepted it
+    with pytest.raises(BadInput, match=r"\(first: t.jsonl:1: 'reward_model' is an object \(style, ground_truth\), not "
+                                       r"text; name a field inside it, e.g. reward_model.ground_truth\)"):
+        build(verl_cfg(jsonl(tmp_path / "t.jsonl", verl_rows(6)), answer_key="reward_model"))

@@ -32,6 +32,10 @@ from entropyctl.tasks.rows import MISSING, as_conversation, describe_fields, fie
 if TYPE_CHECKING:
     from torch import Tensor
 
+# Field names under which nested rows keep the answer (verl: reward_model.ground_truth).
+LIKELY_ANSWERS = ("ground_truth", "answer", "solution", "target", "label")
+
+
 @dataclass(frozen=True)
 class Problem:
     prompt: str  # what the policy sees (the chat template applied once bound)
@@ -110,6 +114,10 @@ class JsonlTask:
                 return f"no {k!r} field (the row has: {describe_fields(row)})"
             if value is None:
                 return f"{k!r} is null"
+            if isinstance(value, dict):
+                inner = next((n for n in LIKELY_ANSWERS if n in value), next(iter(value), "FIELD"))
+                return (f"{k!r} is an object ({describe_fields(value)}), not text; name a field inside it, "
+                        f"e.g. {k}.{inner}")
         prompt = field(row, c.prompt_key)
         try:
             conversation = as_conversation(prompt)
