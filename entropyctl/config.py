@@ -16,7 +16,7 @@ from typing import Any, Dict, Optional
 from hydra.core.config_store import ConfigStore
 
 # The task group's schemas sit in config_task.py (length); they are config's as much as these.
-from entropyctl.config_task import CurriculumConfig, FormatConfig, TaskConfig
+from entropyctl.config_task import CurriculumConfig, FormatConfig, TaskConfig, home
 from entropyctl.errors import BadInput
 from entropyctl.limits import (AGG_MODES, ATTN_IMPLS, DTYPES, ESTIMATORS, LOSS_NORMS, ROLLOUT_BACKENDS, SHUFFLES,
                                ROLLOUT_CORRECTIONS, SEED_MAX, VLLM_CPU_HEAD_SIZES, at_least, check_device,
@@ -64,6 +64,7 @@ class ModelConfig:
     logits_chunk_mb: float = 512.0
 
     def __post_init__(self) -> None:
+        self.path = home(self.path)
         if self.dtype not in DTYPES:
             raise BadInput(f"model.dtype={self.dtype} is not supported; give one of {', '.join(DTYPES)}")
         if self.base_device is not None:
@@ -310,6 +311,7 @@ class TrainConfig:
         for key in ("runs_dir", "cache_dir"):
             if not str(getattr(self, key)).strip():
                 raise BadInput(f"{key} is empty; give a folder, e.g. {key}=runs")
+            setattr(self, key, home(getattr(self, key)))
         switch = self.task.curriculum.switch_round
         if self.task.kind == "curriculum" and switch >= self.rounds:
             raise BadInput(f"task.curriculum.switch_round={switch} is not before the last round (rounds={self.rounds}); "

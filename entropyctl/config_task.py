@@ -6,12 +6,19 @@ Types and the only defaults live here, as in config.py."""
 from __future__ import annotations
 
 import math
+import os
 import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Dict, List, Optional
 
 from entropyctl.errors import BadInput
 from entropyctl.limits import TASK_VERIFIERS, at_least
+
+
+def home(path: Optional[str]) -> Optional[str]:
+    """A path setting with a leading ~ expanded: Hydra takes `model.path="~/ckpt"` only quoted,
+    and the shell expands no ~ after `model.path=`."""
+    return os.path.expanduser(path) if isinstance(path, str) and path.startswith("~") else path
 
 
 @dataclass
@@ -135,6 +142,7 @@ class TaskConfig:
     curriculum: CurriculumConfig = field(default_factory=CurriculumConfig)
 
     def __post_init__(self) -> None:
+        self.path, self.val_path = home(self.path), home(self.val_path)
         if not self.kind:
             raise BadInput("task.kind is empty; give the task plugin, e.g. task.kind=addition or task=jsonl")
         if self.max_new_tokens < 1:

@@ -67,7 +67,10 @@ ROWS = [
     Row("sweep-with-bad-value", ("train", "-m", "experiment=smoke", "runs_dir={W}/runs", "seed=0,x"),
         ("seed takes an integer", "'x'")),
     Row("sweep-without-m", (*T, "seed=1,2"), ("is a sweep", "add -m")),
-    Row("unparsable-override", (*T, "seed=[1,"), ("cannot parse the override",)),
+    Row("unparsable-override", (*T, "seed=[1,"), ("cannot parse the value of seed in 'seed=[1,'", "quote it")),
+    Row("not-key-value", (*T, "seed 1"), ("cannot parse the override", "overrides look like key=value")),
+    Row("home-unquoted", (*T, "model.path=~/ckpt"), ("cannot parse the value of model.path in 'model.path=~/ckpt'",
+                                                     """quote it, as 'model.path="~/ckpt"' (entropyctl expands the ~)""")),
     Row("unknown-launcher", (*T, "hydra/launcher=nope"), ("unknown launcher 'nope'", "joblib")),
     Row("out-of-range", (*T, "rounds=0"), ("rounds=0 is out of range", "rounds>=1")),
     # -- resume

@@ -82,3 +82,15 @@ def test_parameter_overrides_reach_the_dataclass_and_typos_are_refused():
     cfg = compose_train("intervention=kl_cov", "+intervention.kl_cov.fraction=0.1")
     with pytest.raises(InterventionError, match="fraction"):
         build(cfg.intervention)
+
+
+def test_a_leading_tilde_in_a_path_setting_is_the_home_folder(tmp_path, monkeypatch):
+    from entropyctl.config import ModelConfig, TaskConfig, TrainConfig
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert ModelConfig(kind="hf", path="~/ckpt").path == str(tmp_path / "ckpt")
+    task = TaskConfig(kind="jsonl", path="~/d/train.jsonl", val_path="~/d/val.jsonl", formats=[])
+    assert (task.path, task.val_path) == (str(tmp_path / "d/train.jsonl"), str(tmp_path / "d/val.jsonl"))
+    cfg = TrainConfig(runs_dir="~/runs", cache_dir="~/cache")
+    assert (cfg.runs_dir, cfg.cache_dir) == (str(tmp_path / "runs"), str(tmp_path / "cache"))
+    assert ModelConfig(kind="hf", path="ckpt~1").path == "ckpt~1"  # only a leading ~

@@ -58,6 +58,34 @@ _TYPE_WORDS = {"Integer": "an integer", "Float": "a number", "bool": "true or fa
                "Boolean": "true or false", "String": "a string"}
 
 
+# Hydra's override grammar reads these in a value itself; a path holding one must be quoted.
+_GRAMMAR_CHARS = set("~()[]{},='\"$ ")
+
+
+def _unparsed(why: str, overrides: list[str]) -> str:
+    """The override Hydra could not parse, and how to write it: a value with a character of
+    its grammar in it is quoted; a ~ is expanded by entropyctl, not by the shell, after `key=`."""
+    bad = next((o for o in overrides if not _parses(o)), None)
+    m = re.fullmatch(r"([+~]*[\w.@/-]+)=(.*)", bad or "", re.S)
+    if not m or not _GRAMMAR_CHARS & set(m.group(2)):
+        return f"cannot parse the override: {why}; overrides look like key=value"
+    key, value = m.groups()
+    return (f"cannot parse the value of {key.lstrip('+~')} in {bad!r}: Hydra reads ~ ( ) [ ] {{ }} , = quotes $ "
+            f"and spaces in a value itself; quote it, as '{key}=\"{value}\"'"
+            + (" (entropyctl expands the ~)" if value.startswith("~") else ""))
+
+
+def _parses(override: str) -> bool:
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        OverridesParser.create().parse_override(override)
+    except HydraException:  # the lexer's errors come as its base class
+        return False
+    return True
+
+
 def _explain(exc: BaseException, overrides: list[str]) -> str:
     """One line for a Hydra/OmegaConf composition error: the problem and the fix."""
     from hydra.errors import MissingConfigException, OverrideParseException
@@ -81,7 +109,7 @@ def _explain(exc: BaseException, overrides: list[str]) -> str:
                         f"{hint}")
             return _first_line(e)
         if isinstance(e, OverrideParseException):
-            return f"cannot parse the override: {_first_line(e)}; overrides look like key=value"
+            return _unparsed(_first_line(e), overrides)
     for e in chain:
         if isinstance(e, (ConfigAttributeError, ConfigKeyError)):
             key = str(getattr(e, "full_key", "") or "")
