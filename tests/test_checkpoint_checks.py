@@ -210,3 +210,24 @@ def test_causal_checkpoints_pass_the_check(world, tmp_path):
     for ckpt in (gpt2, world / "qwen"):
         model, _ = load_policy(ckpt)
         assert model.config.model_type in ("gpt2", "qwen2")
+
+
+def test_a_folder_of_checkpoints_or_a_file_of_one_is_refused_pointing_at_the_checkpoint(tmp_path):
+    from entropyctl.errors import BadInput
+    from entropyctl.models.loading import check_is_checkpoint
+
+    out = tmp_path / "grpo-out"
+    for step in (250, 1000, 500):
+        (out / f"checkpoint-{step}").mkdir(parents=True)
+        (out / f"checkpoint-{step}" / "config.json").write_text("{}")
+    (out / "logs").mkdir()
+    with pytest.raises(BadInput, match=rf"it holds checkpoints: give one, e.g. model.path={out}/checkpoint-1000; "
+                                       "found checkpoint-250, checkpoint-500, checkpoint-1000$"):
+        check_is_checkpoint(out)
+    weights = out / "checkpoint-500" / "model.safetensors"
+    weights.write_bytes(b"")
+    with pytest.raises(BadInput, match=rf"it is a file of a checkpoint: give the folder, model.path={out}/checkpoint-500$"):
+        check_is_checkpoint(weights)
+    with pytest.raises(BadInput, match="give a directory saved with save_pretrained"):
+        check_is_checkpoint(out / "logs")
+    check_is_checkpoint(out / "checkpoint-250")  # a checkpoint passes

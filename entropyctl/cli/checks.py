@@ -224,10 +224,10 @@ def check_config(cfg: TrainConfig, command: str) -> None:
     if cfg.model.kind == "hf" and not cfg.model.path:
         raise BadInput("model=hf needs the checkpoint: add model.path=/path/to/checkpoint (a local "
                        "directory saved with save_pretrained)")
-    if cfg.model.path and not (Path(cfg.model.path) / "config.json").is_file():
-        raise BadInput(f"model.path {cfg.model.path!r} is not a local Hugging Face checkpoint (no "
-                       "config.json); give a directory saved with save_pretrained, or leave model.path "
-                       "unset for the lab model")
+    if cfg.model.path:
+        from entropyctl.models.loading import check_is_checkpoint
+
+        check_is_checkpoint(Path(cfg.model.path))
     tasks = plugins.available(plugins.TASKS)
     if cfg.task.kind not in tasks:
         raise BadInput(f"task.kind={cfg.task.kind} is not an installed task; choose one of "

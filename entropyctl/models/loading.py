@@ -49,11 +49,7 @@ def load_policy(path: str | Path, attn_impl: str | None = None, dtype: str = "fl
     hf_logging.set_verbosity_error()
 
     path = Path(path)
-    if not (path / "config.json").is_file():
-        raise FileNotFoundError(
-            f"model.path {str(path)!r} is not a local Hugging Face checkpoint (no config.json); "
-            "give a directory saved with save_pretrained, or leave model.path unset for the lab model"
-        )
+    check_is_checkpoint(path)
     check_architecture(path)
     tokenizer = load_tokenizer(path)  # before the weights: a 7B model takes a minute to read
     kwargs = {"local_files_only": True}
@@ -67,6 +63,28 @@ def load_policy(path: str | Path, attn_impl: str | None = None, dtype: str = "fl
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return model, tokenizer
+
+
+def check_is_checkpoint(path: Path) -> None:
+    """A folder holding config.json, else one line: with the checkpoints found inside it (a
+    training output folder) or the folder holding it (a file of a checkpoint) when there are."""
+    if (path / "config.json").is_file():
+        return
+    hint = "give a directory saved with save_pretrained, or leave model.path unset for the lab model"
+    if path.is_file() and (path.parent / "config.json").is_file():
+        hint = f"it is a file of a checkpoint: give the folder, model.path={path.parent}"
+    elif path.is_dir():
+        inside = sorted((d for d in path.iterdir() if (d / "config.json").is_file()), key=_step_order)
+        if inside:
+            more = f" (and {len(inside) - 3} more)" if len(inside) > 3 else ""
+            hint = f"it holds checkpoints: give one, e.g. model.path={inside[-1]}; found {', '.join(d.name for d in inside[-3:])}{more}"
+    raise BadInput(f"model.path {str(path)!r} is not a local Hugging Face checkpoint (no config.json); {hint}")
+
+
+def _step_order(d: Path) -> tuple:
+    """checkpoint-500 before checkpoint-1000 (a trainer's output folder), then by name."""
+    digits = "".join(c for c in d.name.rsplit("-", 1)[-1] if c.isdigit())
+    return (int(digits) if digits else -1, d.name)
 
 
 # transformers 5 saves a tokenizer without a model-specific class under this name, which
