@@ -131,3 +131,23 @@ def test_an_object_named_as_the_answer_is_refused_naming_the_field_inside(tmp_pa
     with pytest.raises(BadInput, match=r"\(first: t.jsonl:1: 'reward_model' is an object \(style, ground_truth\), not "
                                        r"text; name a field inside it, e.g. reward_model.ground_truth\)"):
         build(verl_cfg(jsonl(tmp_path / "t.jsonl", verl_rows(6)), answer_key="reward_model"))
+
+
+def test_a_folder_as_the_prompt_file_names_the_files_in_it(tmp_path):
+    data = tmp_path / "gsm8k"  # verl's preprocessing writes train.parquet and test.parquet here
+    data.mkdir()
+    for name in ("train.parquet", "test.parquet", "README.md"):
+        (data / name).write_text("")
+    with pytest.raises(BadInput, match=rf"task.path='{data}' is a folder; give a file in it, e.g. "
+                                       rf"task.path={data}/train.parquet; found test.parquet, train.parquet$"):
+        build(verl_cfg(data))
+    with pytest.raises(BadInput, match=rf"task.val_path='{data}' is a folder; give a file in it, e.g. "
+                                       rf"task.val_path={data}/test.parquet;"):
+        build(verl_cfg(jsonl(tmp_path / "train.jsonl", verl_rows(4)), val_path=str(data)))
+
+
+def test_a_file_named_parquet_that_is_not_one_is_one_line(tmp_path):
+    pytest.importorskip("pyarrow")
+    (tmp_path / "train.parquet").write_text('{"question": "1+1", "answer": "2"}\n')  # JSONL under another name
+    with pytest.raises(BadInput, match=r"task.path='.*train.parquet' is not a readable Parquet file \(.+\); write it again"):
+        build(verl_cfg(tmp_path / "train.parquet"))

@@ -28,6 +28,12 @@ def read_rows(path: Path, key: str) -> list[tuple[int, object]]:
     array, the row of a Parquet file (from 1). One-line BadInput when the file is missing or
     not of a readable kind. A JSONL line that is not JSON is a row of None (a bad row, counted
     by the caller)."""
+    if path.is_dir():
+        inside = sorted(f.name for f in path.iterdir() if f.is_file() and f.suffix.lower() in READERS)
+        pick = next((n for n in inside if ("val" in key) == any(w in n.lower() for w in ("val", "test"))),
+                    inside[0] if inside else "")
+        hint = f"give a file in it, e.g. {key}={path / pick}; found {', '.join(inside[:4])}" if inside else f"give {KINDS}"
+        raise BadInput(f"{key}={str(path)!r} is a folder; {hint}")
     if not path.is_file():
         raise BadInput(f"{key}={str(path)!r} is not a file; give the path of {KINDS}")
     suffix = path.suffix.lower()
@@ -42,7 +48,12 @@ def read_rows(path: Path, key: str) -> list[tuple[int, object]]:
         except ImportError:
             raise BadInput(f"{key}={str(path)!r}: reading Parquet needs pyarrow (pip install pyarrow); "
                            "or convert the file to JSONL") from None
-        return list(enumerate(pq.read_table(path).to_pylist(), 1))
+        try:
+            table = pq.read_table(path)
+        except (OSError, ValueError) as e:  # pyarrow's ArrowInvalid is a ValueError
+            raise BadInput(f"{key}={str(path)!r} is not a readable Parquet file ({str(e).splitlines()[0]}); "
+                           "write it again, or give a .jsonl file") from None
+        return list(enumerate(table.to_pylist(), 1))
     with _utf8(path, key) as f:
         if suffix == ".json" and _starts_array(f):
             return _array_rows(f, path, key)
