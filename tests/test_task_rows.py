@@ -151,3 +151,14 @@ def test_a_file_named_parquet_that_is_not_one_is_one_line(tmp_path):
     (tmp_path / "train.parquet").write_text('{"question": "1+1", "answer": "2"}\n')  # JSONL under another name
     with pytest.raises(BadInput, match=r"task.path='.*train.parquet' is not a readable Parquet file \(.+\); write it again"):
         build(verl_cfg(tmp_path / "train.parquet"))
+
+
+def test_a_template_that_refuses_the_rows_own_messages_says_to_change_the_messages(tmp_path):
+    tok = train_tokenizer("qwen2")
+    # as Gemma's template does with a system message
+    tok.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('System role not "
+                         "supported') }}{% endif %}{{ m['content'] }}{% endfor %}")
+    task = build(verl_cfg(jsonl(tmp_path / "t.jsonl", verl_rows(4))))
+    with pytest.raises(BadInput, match=r"refused the prompt of t.jsonl:\d \(TemplateError: System role not supported\); "
+                                       r"try messages this template takes \(some, as Gemma's, have no system role\)$"):
+        task.bind(tok)

@@ -166,10 +166,14 @@ class JsonlTask:
             try:
                 text = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
             except Exception as e:  # jinja's TemplateError, or what the template raises itself
-                fix = ("task.system_prompt=null (this template may have no system role), or "
-                       if c.system_prompt else "")
+                if p.conversation:  # the rows' own messages: plain text cannot stand in for them
+                    fix = ("messages this template takes (some, as Gemma's, have no system role)"
+                           + (", and task.system_prompt=null" if c.system_prompt else ""))
+                else:
+                    fix = ("task.system_prompt=null (this template may have no system role), or "
+                           if c.system_prompt else "") + "task.chat_template=false"
                 raise BadInput(f"the tokenizer's chat template refused the prompt of {p.file}:{p.row} "
-                               f"({type(e).__name__}: {e}); try {fix}task.chat_template=false") from None
+                               f"({type(e).__name__}: {e}); try {fix}") from None
             bos = getattr(tokenizer, "bos_token", None)
             # The sampler puts beginning-of-sequence first itself: not twice.
             if bos and tokenizer.bos_token_id is not None and text.startswith(bos):
