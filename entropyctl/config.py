@@ -123,7 +123,11 @@ class RolloutConfig:
 
     def __post_init__(self) -> None:
         at_least("rollout.prompts_per_round", self.prompts_per_round, 1)
-        at_least("rollout.group_size", self.group_size, 1)
+        if self.group_size < 2:
+            # Both estimators (grpo, dr_grpo) subtract the group's mean: one completion's is its own.
+            raise BadInput(f"rollout.group_size={self.group_size}: a group-relative advantage needs two completions "
+                           "of a prompt at least (with one, every advantage is 0 and nothing is learned); give "
+                           "rollout.group_size>=2")
         at_least("rollout.max_gen_batches", self.max_gen_batches, 1)
         at_least("rollout.max_rows", self.max_rows, 0)
         positive("rollout.temperature", self.temperature, 1.0)

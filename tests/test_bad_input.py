@@ -67,6 +67,8 @@ ROWS = [
     Row("sweep-with-bad-value", ("train", "-m", "experiment=smoke", "runs_dir={W}/runs", "seed=0,x"),
         ("seed takes an integer", "'x'")),
     Row("sweep-without-m", (*T, "seed=1,2"), ("is a sweep", "add -m")),
+    Row("group-of-one", (*T, "rollout.group_size=1"), ("rollout.group_size=1: a group-relative advantage needs two",
+                                                        "give rollout.group_size>=2")),
     Row("unparsable-override", (*T, "seed=[1,"), ("cannot parse the value of seed in 'seed=[1,'", "quote it")),
     Row("not-key-value", (*T, "seed 1"), ("cannot parse the override", "overrides look like key=value")),
     Row("home-unquoted", (*T, "model.path=~/ckpt"), ("cannot parse the value of model.path in 'model.path=~/ckpt'",
