@@ -67,7 +67,12 @@ class AdditionTask:
         return Problem(f"{a:0{d}d}+{b:0{d}d}", a + b)
 
     def bind(self, tokenizer) -> None:
-        """Prompts are plain text for the lab's own tokenizer: nothing to render."""
+        """Prompts are plain text for the lab's own tokenizer: nothing to render. They are all
+        as long (fixed-width operands); their length lets preflight check task.max_new_tokens."""
+        bos = int(tokenizer.bos_token_id is not None)
+        n = len(tokenizer(self.val_problems[0].prompt, add_special_tokens=False)["input_ids"]) + bos
+        self.prompt_tokens = [n]
+        self.longest_prompt = (n, "every addition prompt")
 
     def sample_train(self, rng: random.Random, n: int) -> list[Problem]:
         """n training problems, drawn with replacement from the non-validation pairs."""

@@ -20,14 +20,19 @@ def check_probe_prompts(cfg: TrainConfig, task: Task) -> None:
 def check_prompt_fit(cfg: TrainConfig, task: Task, model) -> None:
     """Every prompt with task.max_new_tokens must fit the model's positions: vLLM would fail
     the round that drew a longer one, and a torch rollout would run past what the model knows."""
-    longest, ctx = getattr(task, "longest_prompt", None), context_length(model.config)
-    if longest is None or ctx is None:
+    longest, ctx, T = getattr(task, "longest_prompt", None), context_length(model.config), cfg.task.max_new_tokens
+    if ctx is None:
         return
-    (n, where), T = longest, cfg.task.max_new_tokens
+    if T >= ctx:  # whatever the prompts, and for a task that does not measure them
+        raise BadInput(f"task.max_new_tokens={T} alone fills the model's {ctx} positions; lower it")
+    if longest is None:
+        return
+    n, where = longest
     if n + T <= ctx:
         return
-    if T >= ctx:
-        raise BadInput(f"task.max_new_tokens={T} alone fills the model's {ctx} positions; lower it")
+    if task.prompt_tokens[0] == n:  # every prompt this long (the lab's): none can be left out
+        raise BadInput(f"the prompts are {n} tokens, which with task.max_new_tokens={T} pass the model's {ctx} "
+                       f"positions; give task.max_new_tokens<={ctx - n}")
     over = sum(1 for x in task.prompt_tokens if x > ctx - T)
     raise BadInput(f"the longest prompt ({where}) is {n} tokens, which with task.max_new_tokens={T} passes "
                    f"the model's {ctx} positions; leave the {over} such prompt(s) out with "
