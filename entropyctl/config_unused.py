@@ -44,6 +44,13 @@ def unused_settings(cfg: TrainConfig) -> dict[str, str]:
             out["rollout.correction_threshold"] = "rollout.correction=none applies no correction; drop it, or choose a correction (docs/vllm.md)"
     if not r.dynamic_sampling:
         out["rollout.max_gen_batches"] = "it bounds dynamic sampling's refills, which are off; drop it, or add rollout.dynamic_sampling=true"
+    groups = r.prompts_per_round
+    most, what = ((groups, "groups (rollout.prompts_per_round; optim.shuffle=groups keeps a group whole)")
+                  if cfg.optim.shuffle == "groups" else
+                  (groups * r.group_size, "completions (rollout.prompts_per_round x rollout.group_size)"))
+    if cfg.optim.minibatches > most:  # the split makes one minibatch a row (a group) at most
+        out["optim.minibatches"] = (f"a round has {most} {what}, so it takes {most} optimiser steps at most; "
+                                    f"give optim.minibatches<={most}")
     if cfg.optim.micro_batch_tokens:
         out["optim.micro_batches"] = "optim.micro_batch_tokens sizes the loss calls instead; drop one of the two"
     if not cfg.tracking.wandb:
