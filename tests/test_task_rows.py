@@ -162,3 +162,10 @@ def test_a_template_that_refuses_the_rows_own_messages_says_to_change_the_messag
     with pytest.raises(BadInput, match=r"refused the prompt of t.jsonl:\d \(TemplateError: System role not supported\); "
                                        r"try messages this template takes \(some, as Gemma's, have no system role\)$"):
         task.bind(tok)
+
+
+def test_a_csv_row_with_an_extra_cell_still_gets_its_one_line(tmp_path):
+    (tmp_path / "t.csv").write_text("question,answer\n\"1 + 1\",2,surplus\n")
+    with pytest.raises(BadInput, match=r"t.csv:2: no 'problem' field \(the row has: question, answer, None\)"):
+        build(TaskConfig(name="c", kind="jsonl", path=str(tmp_path / "t.csv"), prompt_key="problem", val_size=1,
+                         formats=[]))

@@ -77,7 +77,8 @@ def check_is_checkpoint(path: Path) -> None:
         inside = sorted((d for d in path.iterdir() if (d / "config.json").is_file()), key=_step_order)
         if inside:
             more = f" (and {len(inside) - 3} more)" if len(inside) > 3 else ""
-            hint = f"it holds checkpoints: give one, e.g. model.path={inside[-1]}; found {', '.join(d.name for d in inside[-3:])}{more}"
+            names = ", ".join(d.name for d in inside[-3:])
+            hint = f"it holds checkpoints: give one, e.g. model.path={inside[-1]}; found {names}{more}"
     raise BadInput(f"model.path {str(path)!r} is not a local Hugging Face checkpoint (no config.json); {hint}")
 
 

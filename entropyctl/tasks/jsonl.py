@@ -4,9 +4,9 @@
 
 Each row of `task.path` (tasks/rows.py: JSONL, a JSON array, Parquet, CSV) holds a prompt
 (`task.prompt_key`: text, or chat messages) and a reference answer (`task.answer_key`; a
-dotted key reads a nested field, as verl's `reward_model.ground_truth`). A row missing either, with an empty prompt or an
-answer the verifier cannot read is a bad row: counted, reported, skipped, and more than
-`task.max_bad_rows` of them stop the run before it starts. Validation rows come from
+dotted key reads a nested field, as verl's `reward_model.ground_truth`). A row missing either,
+with an empty prompt or an answer the verifier cannot read is a bad row: counted, reported,
+skipped, and more than `task.max_bad_rows` of them stop the run before it starts. Validation rows come from
 `task.val_path`, or `task.val_size` rows of `task.path` held out with `task.val_seed`.
 
 Prompts are rendered once the policy's tokenizer is known (`bind`): with its chat template

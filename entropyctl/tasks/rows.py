@@ -32,7 +32,8 @@ def read_rows(path: Path, key: str) -> list[tuple[int, object]]:
         inside = sorted(f.name for f in path.iterdir() if f.is_file() and f.suffix.lower() in READERS)
         pick = next((n for n in inside if ("val" in key) == any(w in n.lower() for w in ("val", "test"))),
                     inside[0] if inside else "")
-        hint = f"give a file in it, e.g. {key}={path / pick}; found {', '.join(inside[:4])}" if inside else f"give {KINDS}"
+        hint = (f"give a file in it, e.g. {key}={path / pick}; found {', '.join(inside[:4])}" if inside
+                else f"give {KINDS}")
         raise BadInput(f"{key}={str(path)!r} is a folder; {hint}")
     if not path.is_file():
         raise BadInput(f"{key}={str(path)!r} is not a file; give the path of {KINDS}")
@@ -134,5 +135,5 @@ def as_conversation(value) -> Optional[tuple[tuple[str, str], ...]]:
 
 
 def describe_fields(row: dict) -> str:
-    names = list(row)
+    names = [str(n) for n in row]  # a CSV row with extra cells has the key None
     return ", ".join(names[:8]) + (f", ... ({len(names)} fields)" if len(names) > 8 else "")
