@@ -169,3 +169,14 @@ def test_a_csv_row_with_an_extra_cell_still_gets_its_one_line(tmp_path):
     with pytest.raises(BadInput, match=r"t.csv:2: no 'problem' field \(the row has: question, answer, None\)"):
         build(TaskConfig(name="c", kind="jsonl", path=str(tmp_path / "t.csv"), prompt_key="problem", val_size=1,
                          formats=[]))
+
+
+def test_validation_prompts_that_are_training_prompts_are_counted_in_the_first_line(tmp_path):
+    rows = verl_rows(10)
+    train = jsonl(tmp_path / "train.jsonl", rows)
+    task = build(verl_cfg(train, val_path=str(jsonl(tmp_path / "val.jsonl", rows[:3] + verl_rows(2, system=False)))))
+    assert task.describe().endswith("; 3 of the validation prompts are training prompts too")
+    same = build(verl_cfg(train, val_path=str(train)))
+    assert same.describe().endswith("; 10 of the validation prompts are training prompts too")
+    apart = build(verl_cfg(train))  # held out of the same file: no row in both
+    assert "training prompts too" not in apart.describe()

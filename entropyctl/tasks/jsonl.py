@@ -138,6 +138,10 @@ class JsonlTask:
             more += f"; prompts {lengths[0]}-{lengths[-1]} tokens (median {lengths[len(lengths) // 2]})"
         if getattr(self, "prompts_left_out", 0):
             more += f", {self.prompts_left_out} over task.max_prompt_tokens={self.cfg.max_prompt_tokens} left out"
+        seen = {(p.text, p.conversation) for p in self.train_problems}
+        shared = sum((p.text, p.conversation) in seen for p in self.val_problems)
+        if shared:  # validation accuracy there measures recall of trained prompts, not generalisation
+            more += f"; {shared} of the validation prompts are training prompts too"
         return (f"task {self.cfg.name}: {len(self.train_problems)} training and {len(self.val_problems)} "
                 f"validation prompts, verifier {self.cfg.verifier}{more}")
 
