@@ -28,12 +28,20 @@ _LOGIT_TRANSFORMS = ("final_logit_softcapping", "logit_scale", "logits_scaling")
 def completion_logits(model, prompt_ids: Tensor, prompt_mask: Tensor, completion_ids: Tensor,
                       completion_mask: Tensor, temperature: float) -> Tensor:
     """Temperature-scaled logits (B, T, V) predicting each completion token (spec §0: entropy
-    and log-probs are for the distribution the rollout sampled from)."""
+    and log-probs are for the distribution the rollout sampled from), on the model's device
+    (inputs are moved there; a no-op when they sit there already)."""
+    prompt_ids, prompt_mask, completion_ids, completion_mask = on_model_device(
+        model, prompt_ids, prompt_mask, completion_ids, completion_mask)
     ids = torch.cat([prompt_ids, completion_ids], dim=1)
     attn = torch.cat([prompt_mask, completion_mask.long()], dim=1)
     P, T = prompt_ids.shape[1], completion_ids.shape[1]
     logits = model(input_ids=ids, attention_mask=attn, position_ids=positions(attn)).logits
     return logits[:, P - 1 : P - 1 + T].float() / temperature
+
+
+def on_model_device(model, *tensors: Tensor) -> list[Tensor]:
+    dev = model.get_input_embeddings().weight.device
+    return [t.to(dev) for t in tensors]
 
 
 @dataclass(frozen=True)
@@ -67,9 +75,8 @@ def completion_hidden(model, prompt_ids: Tensor, prompt_mask: Tensor, completion
     positions at a time; None when the logits are not lm_head(hidden) (see has_plain_head)."""
     if not has_plain_head(model):
         return None
-    dev = model.get_input_embeddings().weight.device
-    prompt_ids, prompt_mask, completion_ids, completion_mask = (
-        t.to(dev) for t in (prompt_ids, prompt_mask, completion_ids, completion_mask))
+    prompt_ids, prompt_mask, completion_ids, completion_mask = on_model_device(
+        model, prompt_ids, prompt_mask, completion_ids, completion_mask)
     ids = torch.cat([prompt_ids, completion_ids], dim=1)
     attn = torch.cat([prompt_mask, completion_mask.long()], dim=1)
     P, T = prompt_ids.shape[1], completion_ids.shape[1]
@@ -85,8 +92,8 @@ def completion_scores(model, prompt_ids: Tensor, prompt_mask: Tensor, completion
     token. Rows are scored in groups of similar completion length, each cut to its longest row
     (models/buckets.py). Inputs may sit on another device (the base model's): they are moved
     to the model's."""
-    dev = model.get_input_embeddings().weight.device
-    args = [t.to(dev) for t in (prompt_ids, prompt_mask, completion_ids, completion_mask)]
+    args = on_model_device(model, prompt_ids, prompt_mask, completion_ids, completion_mask)
+    dev = args[0].device
     B, P, T = args[0].shape[0], args[0].shape[1], args[2].shape[1]
     # Activation checkpointing drops a layer's cache argument in training: no shared prompts there.
     shared = (read_prompts(model.get_decoder(), args[0], args[1], budget.rows_tokens)

@@ -21,7 +21,7 @@ import random
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING
 
 from entropyctl.config import TaskConfig
 from entropyctl.errors import BadInput
@@ -89,27 +89,25 @@ class JsonlTask:
                            f"task.answer_key={cfg.answer_key}")
 
     def _load(self, path: Path, key: str) -> list[Problem]:
-        c, out = self.cfg, []
+        out = []
         for line, row in read_rows(path, key):
             self.n_rows += 1
-            why = self._bad_reason(row)
-            if why:
-                self.bad.append(f"{path.name}:{line}: {why}")
+            got = self._parse(row)
+            if isinstance(got, str):
+                self.bad.append(f"{path.name}:{line}: {got}")
                 continue
-            prompt, answer = field(row, c.prompt_key), str(field(row, c.answer_key))
-            conversation = as_conversation(prompt) or ()
-            text = conversation[-1][1] if conversation else str(prompt)
-            demo = field(row, c.demo_key) if c.demo_key else None
-            demo = answer if demo is None or demo is MISSING else str(demo)
+            text, answer, demo, conversation = got
             out.append(Problem(text, text, answer, demo, line, path.name, conversation))
         return out
 
-    def _bad_reason(self, row) -> Optional[str]:
+    def _parse(self, row) -> tuple[str, str, str, tuple] | str:
+        """(text, answer, demo, conversation) of a row, or why it is a bad row."""
         c = self.cfg
         if not isinstance(row, dict):
             return "not a JSON object"
+        values = {}
         for k in (c.prompt_key, c.answer_key):
-            value = field(row, k)
+            value = values[k] = field(row, k)
             if value is MISSING:
                 return f"no {k!r} field (the row has: {describe_fields(row)})"
             if value is None:
@@ -118,17 +116,19 @@ class JsonlTask:
                 inner = next((n for n in LIKELY_ANSWERS if n in value), next(iter(value), "FIELD"))
                 return (f"{k!r} is an object ({describe_fields(value)}), not text; name a field inside it, "
                         f"e.g. {k}.{inner}")
-        prompt = field(row, c.prompt_key)
+        prompt, answer = values[c.prompt_key], str(values[c.answer_key])
         try:
             conversation = as_conversation(prompt)
         except ValueError as e:
             return f"{c.prompt_key!r} is a list but not chat messages: {e}"
         if conversation is None and not str(prompt).strip():
             return "empty prompt"
-        answer = str(field(row, c.answer_key))
         if not verifiers.reference_ok(c.verifier, answer):
             return f"answer {answer[:40]!r} unreadable by verifier {c.verifier}"
-        return None
+        demo = field(row, c.demo_key) if c.demo_key else None
+        demo = answer if demo is None or demo is MISSING else str(demo)
+        text = conversation[-1][1] if conversation else str(prompt)
+        return text, answer, demo, conversation or ()
 
     def describe(self) -> str:
         """One line for the run's log: rows used, bad rows skipped, prompt lengths once bound."""

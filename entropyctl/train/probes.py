@@ -127,17 +127,12 @@ def exact_kl_mean(p_model, q_model, ro: Rollout, temperature: float, logits_mb: 
         else:
             kl = None
         if kl is None:  # fits (the lab), or logits that are not lm_head(hidden): the full logits
-            zp = completion_logits(p_model, *_on(p_model, args), temperature)
-            zq = completion_logits(q_model, *_on(q_model, args), temperature)
+            zp = completion_logits(p_model, *args, temperature)
+            zq = completion_logits(q_model, *args, temperature)
             kl = exact_kl(zp, zq.to(zp.device)).cpu()
         total += float((kl * mask).sum())
         count += float(mask.sum())
     return total / max(count, 1.0)
-
-
-def _on(model, tensors):
-    dev = model.get_input_embeddings().weight.device
-    return [t.to(dev) for t in tensors]
 
 
 def _kl_by_positions(p_model, q_model, args, temperature: float, n_pos: int) -> Tensor | None:
@@ -234,13 +229,13 @@ class Probes:
         mb = cfg.model.logits_chunk_mb
         out["kl/rev_exact"] = exact_kl_mean(s.model, s.base, mine, T, mb)
         out["kl/fwd_exact"] = exact_kl_mean(s.base, s.model, self.base_ro, T, mb)
-        hidden = last_token_hidden(s.model, s.tokenizer, self.familiar, cfg.model.logits_chunk_mb)
+        hidden = last_token_hidden(s.model, s.tokenizer, self.familiar, mb)
         debiased = len(self.familiar) < DEBIAS_BELOW
         for i, (h, b) in enumerate(zip(hidden, self.base_hidden)):
             out[f"repr/cka/layer{i}"] = linear_cka(h, b, debiased=debiased)
         sets = {"familiar": hidden[-1]}
         if self.unfamiliar:
-            sets["unfamiliar"] = last_token_hidden(s.model, s.tokenizer, self.unfamiliar, cfg.model.logits_chunk_mb)[-1]
+            sets["unfamiliar"] = last_token_hidden(s.model, s.tokenizer, self.unfamiliar, mb)[-1]
         for name, fn in SPARSITY.items():
             for which, h in sets.items():
                 out[f"repr/sparsity/{name}/{which}"] = float(fn(h).mean())
